@@ -1,0 +1,78 @@
+"""swgmm_jax: Gaussian mixture models fitted by minimising the sliced Wasserstein distance.
+
+Kolouri, Rohde and Hoffmann, "Sliced Wasserstein Distance for Learning Gaussian
+Mixture Models", CVPR 2018. The package follows the method's pipeline:
+
+* ``_params``: GMM parameters as a pytree, densities, sampling;
+* ``_projections``: random directions, slices of data and of the GMM;
+* ``_transport1d``: 1D mixture quantiles and quantile transport;
+* ``_sliced``: the sliced Wasserstein loss;
+* ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline.
+"""
+
+from swgmm_jax._config import EMConfig, FitConfig
+from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
+from swgmm_jax._fit import FitResult, fit, fit_restarts, select_best, standardizer
+from swgmm_jax._init import initialize
+from swgmm_jax._params import (
+    GMMParams,
+    component_log_prob,
+    from_moments,
+    log_likelihood,
+    predict,
+    predict_proba,
+    sample,
+    to_moments,
+)
+from swgmm_jax._projections import project_data, project_gmm, random_directions
+from swgmm_jax._sliced import sliced_loss, sliced_wasserstein, sort_slices
+from swgmm_jax._transport1d import (
+    midpoint_levels,
+    mixture_cdf,
+    mixture_logpdf,
+    mixture_quantile,
+    mixture_sf,
+    stratified_levels,
+    transport_cost,
+)
+from swgmm_jax import datasets
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMConfig",
+    "EMResult",
+    "FitConfig",
+    "FitResult",
+    "GMMParams",
+    "component_log_prob",
+    "datasets",
+    "em_step",
+    "fit",
+    "fit_em",
+    "fit_em_restarts",
+    "fit_restarts",
+    "from_moments",
+    "initialize",
+    "log_likelihood",
+    "midpoint_levels",
+    "mixture_cdf",
+    "mixture_logpdf",
+    "mixture_quantile",
+    "mixture_sf",
+    "polish_em",
+    "predict",
+    "predict_proba",
+    "project_data",
+    "project_gmm",
+    "random_directions",
+    "sample",
+    "select_best",
+    "sliced_loss",
+    "sliced_wasserstein",
+    "sort_slices",
+    "standardizer",
+    "stratified_levels",
+    "to_moments",
+    "transport_cost",
+]

@@ -1,0 +1,243 @@
+"""The SW-GMM fit loop: RMSProp on the sliced loss inside one ``lax.scan``.
+
+``fit`` is one jitted call; ``fit_restarts`` is one jitted ``vmap`` of the same
+function over ``jax.random.split(key, n_restarts)``, so restart ``r`` equals
+``fit(keys[r], ...)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from swgmm_jax import _validation
+from swgmm_jax._config import FitConfig
+from swgmm_jax._init import _initialize
+from swgmm_jax._params import GMMParams, _from_moments, log_likelihood, to_moments
+from swgmm_jax._sliced import sliced_loss
+
+__all__ = ["FitResult", "fit", "fit_restarts", "select_best", "standardizer"]
+
+
+class FitResult(NamedTuple):
+    """Result of :func:`fit` (leaves carry a leading restart axis for :func:`fit_restarts`).
+
+    Attributes:
+      params: fitted ``GMMParams`` in the caller's units.
+      loss_history: ``[n_steps]`` estimate of ``SW_p^p`` (caller's units) at each
+        step, each on that step's own random directions.
+    """
+
+    params: GMMParams
+    loss_history: jax.Array
+
+
+def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Centre ``c[d]`` and global scale ``s[]`` with ``(x - c) / s`` of unit RMS.
+
+    The mean is taken around the first point so that float32 data at a large
+    offset keeps its digits; ``s = 1`` when all points coincide.
+    """
+    shift = x[0]
+    c = shift + jnp.mean(x - shift, axis=0)
+    s = jnp.sqrt(jnp.mean((x - c) ** 2))
+    return c, jnp.where(s > 0, s, jnp.ones_like(s))
+
+
+def _rescale(params: GMMParams, c, s) -> GMMParams:
+    """Parameters of ``s * X + c`` from those of ``X``."""
+    return GMMParams(params.logits, c + s * params.means, s * params.scale_tril, s * s * params.reg_covar)
+
+
+def _optimizer(config: FitConfig) -> optax.GradientTransformation:
+    if callable(config.lr_schedule):
+        lr = config.lr_schedule
+    elif config.lr_schedule == "cosine":
+        lr = optax.cosine_decay_schedule(config.learning_rate, config.n_steps, config.lr_final_fraction)
+    else:
+        lr = config.learning_rate
+    return optax.rmsprop(
+        lr, decay=config.rmsprop_decay, centered=config.centered, momentum=config.momentum
+    )
+
+
+def _fit_single(key, x, init, n_components: int, config: FitConfig) -> FitResult:
+    dtype = x.dtype
+    if config.standardize:
+        c, s = standardizer(x)
+    else:
+        c, s = jnp.zeros(x.shape[1], dtype), jnp.ones((), dtype)
+    xs = (x - c) / s
+    k_init, k_loop = jax.random.split(key)
+    reg = jnp.asarray(config.reg_covar, dtype)
+    if init is None:
+        params0 = _initialize(k_init, xs, n_components, config.init, config.init_cov_scale, config.reg_covar)
+    else:
+        std = _rescale(init, -c / s, 1.0 / s)
+        params0 = _from_moments(*to_moments(std), reg)  # re-floor at this fit's reg_covar
+
+    fixed_logits = None if config.learn_weights else params0.logits
+    trainable = params0._replace(reg_covar=None, logits=None if fixed_logits is not None else params0.logits)
+
+    def merge(t):
+        logits = t.logits if fixed_logits is None else fixed_logits
+        return GMMParams(logits, t.means, t.scale_tril, reg)
+
+    opt = _optimizer(config)
+    n = xs.shape[0]
+
+    def loss_fn(t, k):
+        k_batch, k_loss = jax.random.split(k)
+        xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
+        return sliced_loss(
+            merge(t), xb, k_loss, n_projections=config.n_projections, p=config.p,
+            n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
+        )
+
+    def step(carry, k):
+        t, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(t, k)
+        updates, opt_state = opt.update(grads, opt_state, t)
+        return (optax.apply_updates(t, updates), opt_state), loss
+
+    keys = jax.random.split(k_loop, config.n_steps)
+    (t, _), losses = jax.lax.scan(step, (trainable, opt.init(trainable)), keys)
+    return FitResult(_rescale(merge(t), c, s), losses * s**config.p)
+
+
+_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config"))
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "config"))
+def _fit_restarts_jit(keys, x, init, n_components, config):
+    in_axes = (0, None, None if init is None else 0)
+    return jax.vmap(functools.partial(_fit_single, n_components=n_components, config=config), in_axes)(keys, x, init)
+
+
+def _check_fit_args(key, x, n_components, config, init, batch_dims=()):
+    _validation.check_key(key)
+    k = _validation.check_positive_int(n_components, "n_components")
+    x = _validation.check_data(x, "x")
+    if x.shape[0] < k:
+        raise ValueError(f"x has {x.shape[0]} points, fewer than n_components={k}")
+    if init is not None:
+        if not isinstance(init, GMMParams):
+            raise TypeError(f"init must be GMMParams or None, got {type(init).__name__}")
+        want = (*batch_dims, k, x.shape[1])
+        if tuple(init.means.shape) != want:
+            raise ValueError(f"init.means must have shape {list(want)}, got {list(init.means.shape)}")
+        init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init)
+    return x, k, init
+
+
+def fit(
+    key: jax.Array,
+    x: jax.typing.ArrayLike,
+    n_components: int,
+    config: FitConfig | None = None,
+    init: GMMParams | None = None,
+) -> FitResult:
+    """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
+
+    One jitted call: initialisation (unless ``init`` is given), then
+    ``config.n_steps`` steps of ``optax.rmsprop`` on the Monte-Carlo ``SW_p^p``
+    with fresh random directions each step, inside a single ``lax.scan``.
+
+    Args:
+      key: PRNG key (initialisation, directions, levels, minibatches).
+      x: ``[n, d]`` data, any offset and scale.
+      n_components: ``K``.
+      config: :class:`FitConfig`; defaults to ``FitConfig()``.
+      init: optional initial ``GMMParams`` in the units of ``x``.
+
+    Returns:
+      :class:`FitResult` with parameters in the units of ``x``.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (500, 2))
+      >>> res = sw.fit(jax.random.key(1), x, 2, sw.FitConfig(n_steps=50))
+      >>> res.loss_history.shape
+      (50,)
+    """
+    config = FitConfig() if config is None else config
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    x, k, init = _check_fit_args(key, x, n_components, config, init)
+    return _fit_jit(key, x, init, n_components=k, config=config)
+
+
+def fit_restarts(
+    key: jax.Array,
+    x: jax.typing.ArrayLike,
+    n_components: int,
+    n_restarts: int,
+    config: FitConfig | None = None,
+    init: GMMParams | None = None,
+) -> FitResult:
+    """``n_restarts`` independent fits as one jitted ``vmap``.
+
+    Restart ``r`` uses ``jax.random.split(key, n_restarts)[r]`` and equals
+    ``fit(that_key, x, n_components, config)``. ``init``, if given, has a leading
+    ``[n_restarts]`` axis (e.g. ``jax.vmap(sw.initialize, (0, None, None))``).
+
+    Returns:
+      :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
+      one with :func:`select_best`.
+    """
+    config = FitConfig() if config is None else config
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    r = _validation.check_positive_int(n_restarts, "n_restarts")
+    x, k, init = _check_fit_args(key, x, n_components, config, init, batch_dims=(r,))
+    return _fit_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config)
+
+
+@functools.partial(jax.jit, static_argnames=("n_projections", "p", "n_levels"))
+def _restart_sw(params, x, key, n_projections, p, n_levels):
+    return jax.vmap(
+        lambda pr: sliced_loss(pr, x, key, n_projections=n_projections, p=p, n_levels=n_levels, quantile_iters=24)
+    )(params)
+
+
+def select_best(
+    result,
+    x: jax.typing.ArrayLike,
+    criterion: str = "sw",
+    *,
+    key: jax.Array | None = None,
+    n_projections: int = 256,
+    p: float = 2.0,
+    n_levels: int | None = None,
+):
+    """Pick the best restart of a batched result.
+
+    Args:
+      result: a batched :class:`FitResult` (or EM result) from a ``*_restarts`` call.
+      x: ``[n, d]`` data the criterion is evaluated on.
+      criterion: ``"sw"`` (smallest ``SW_p^p`` on the same ``n_projections``
+        directions from ``key`` for every restart) or ``"log_likelihood"``
+        (largest mean log-likelihood).
+      key: PRNG key, required for ``"sw"``.
+
+    Returns:
+      ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
+      (SW distances, or log-likelihoods) and the unbatched result.
+    """
+    x = _validation.check_data(x, "x")
+    params = result.params
+    if criterion == "sw":
+        if key is None:
+            raise ValueError("key is required for criterion='sw' (the evaluation directions)")
+        scores = _restart_sw(params, x, key, n_projections, float(p), n_levels)
+        idx = int(jnp.argmin(scores))
+    elif criterion == "log_likelihood":
+        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
+        idx = int(jnp.nanargmax(scores))
+    else:
+        raise ValueError(f"criterion must be 'sw' or 'log_likelihood', got {criterion!r}")
+    return idx, scores, jax.tree.map(lambda a: a[idx], result)

@@ -1,0 +1,51 @@
+"""Random slicing directions and the projections of data and of a GMM on them.
+
+A slice of ``N(mu, Sigma)`` along a unit direction ``theta`` is the 1D normal
+``N(theta . mu, theta^T Sigma theta)`` (paper, eq. 12); a slice of a GMM is
+the 1D mixture of its components' slices, with the same weights.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from swgmm_jax._params import GMMParams
+
+__all__ = ["random_directions", "project_data", "project_gmm"]
+
+
+def random_directions(key: jax.Array, n_projections: int, dim: int, dtype=jnp.float32) -> jax.Array:
+    """``[L, d]`` directions drawn uniformly on the unit sphere ``S^{d-1}``.
+
+    Normalised Gaussian vectors are uniform on the sphere by rotation invariance.
+    """
+    g = jax.random.normal(key, (n_projections, dim), dtype)
+    norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
+    # A zero Gaussian vector has probability 0; guard it anyway.
+    return g / jnp.where(norm > 0, norm, 1.0)
+
+
+def project_data(theta: jax.Array, x: jax.Array) -> jax.Array:
+    """``[L, n]`` projections ``theta @ x.T``.
+
+    Laid out slice-major so that the sort over points runs along the
+    contiguous last axis (on an H200, 1,024 x 1M sorted along the last axis
+    took 63 ms; the transposed layout sorted along axis 0 took 5.6 s).
+    """
+    return theta @ x.T
+
+
+def project_gmm(theta: jax.Array, params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Slice a GMM along each direction.
+
+    Returns:
+      ``(log_weights[K], means[L, K], scales[L, K])``: each slice ``l`` is the
+      1D mixture ``sum_k w_k N(means[l, k], scales[l, k]^2)``.
+    """
+    means = theta @ params.means.T
+    # theta^T Sigma theta = |L^T theta|^2 + reg |theta|^2, without forming Sigma.
+    lt_theta = jnp.einsum("ld,kde->lke", theta, jnp.tril(params.scale_tril))
+    var = jnp.sum(lt_theta * lt_theta, axis=-1)
+    var = var + params.reg_covar * jnp.sum(theta * theta, axis=-1, keepdims=True)
+    return params.log_weights, means, jnp.sqrt(var)
