@@ -1,0 +1,97 @@
+"""Shared helpers of the experiment scripts: backend report, atomic results, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import jax
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+
+def describe_backend() -> dict:
+    """Print and return the JAX backend and devices this run uses."""
+    devices = jax.devices()
+    info = {
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "n_devices": len(devices),
+        "jax_version": jax.__version__,
+        "x64": bool(jax.config.jax_enable_x64),
+    }
+    print(f"JAX {info['jax_version']} backend={info['backend']} devices={info['devices']}", flush=True)
+    return info
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj) -> None:
+    """Atomically write ``obj`` as indented JSON (an interrupted run never leaves half a file)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+
+
+def atomic_savefig(fig, path, **kwargs) -> None:
+    """Atomically save a matplotlib figure (PNG)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=pathlib.Path(path).suffix.lstrip(".") or "png", **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_json(path, default=None):
+    path = pathlib.Path(path)
+    if not path.exists():
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def _jsonable(o):
+    import numpy as np
+
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class Timer:
+    """``with Timer() as t: ...; t.seconds``."""
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self._t0
+        return False
+
+
+def run_info(scale: str) -> dict:
+    return {"scale": scale, "argv": sys.argv, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **describe_backend()}
