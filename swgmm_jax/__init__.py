@@ -25,7 +25,7 @@ from swgmm_jax._params import (
     to_moments,
 )
 from swgmm_jax._projections import project_data, project_gmm, random_directions
-from swgmm_jax._sliced import sliced_loss, sliced_wasserstein, sort_slices
+from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
 from swgmm_jax._transport1d import (
     midpoint_levels,
     mixture_cdf,
@@ -68,6 +68,7 @@ __all__ = [
     "random_directions",
     "sample",
     "select_best",
+    "slice_costs",
     "sliced_loss",
     "sliced_wasserstein",
     "sort_slices",

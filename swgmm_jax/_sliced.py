@@ -19,7 +19,7 @@ from swgmm_jax._params import GMMParams
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._transport1d import midpoint_levels, stratified_levels, transport_cost
 
-__all__ = ["sliced_wasserstein", "sliced_loss", "sort_slices"]
+__all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
 
 
 def _host_argsort(a):
@@ -48,6 +48,32 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
     return jnp.take_along_axis(y, order, axis=-1)
 
 
+def slice_costs(
+    params: GMMParams,
+    x: jax.Array,
+    theta: jax.Array,
+    level_key: jax.Array,
+    *,
+    p: float = 2.0,
+    n_levels: int | None = None,
+    quantile_iters: int = 10,
+    sort: str = "auto",
+) -> jax.Array:
+    """``[L]`` per-slice ``W_p^p`` estimates along the given directions ``theta[L, d]``.
+
+    The unit of work that sharding splits across devices: each device takes a
+    slice of ``theta`` (and the matching rows of the levels).
+    """
+    dtype = jnp.result_type(x, params.means)
+    y_sorted = sort_slices(project_data(theta, x), sort)
+    log_w, means, scales = project_gmm(theta, params)
+    if n_levels is None:
+        levels = midpoint_levels(x.shape[0], dtype)
+    else:
+        levels = stratified_levels(level_key, (theta.shape[0],), n_levels, dtype)
+    return transport_cost(y_sorted, log_w[None, :], means, scales, levels, p=p, n_iter=quantile_iters)
+
+
 def sliced_loss(
     params: GMMParams,
     x: jax.Array,
@@ -56,21 +82,18 @@ def sliced_loss(
     n_projections: int,
     p: float = 2.0,
     n_levels: int | None = None,
-    quantile_iters: int = 16,
+    quantile_iters: int = 10,
     sort: str = "auto",
 ) -> jax.Array:
-    """Pure, jit/vmap/grad-able Monte-Carlo estimate of ``SW_p^p``; see :func:`sliced_wasserstein`."""
+    """Pure, jit/vmap/grad-able Monte-Carlo estimate of ``SW_p^p``; see :func:`sliced_wasserstein`.
+
+    ``key`` is split into the directions' key and the levels' key.
+    """
     dtype = jnp.result_type(x, params.means)
     k_dir, k_lev = jax.random.split(key)
     theta = random_directions(k_dir, n_projections, x.shape[-1], dtype)
-    y_sorted = sort_slices(project_data(theta, x), sort)
-    log_w, means, scales = project_gmm(theta, params)
-    if n_levels is None:
-        levels = midpoint_levels(x.shape[0], dtype)
-    else:
-        levels = stratified_levels(k_lev, (n_projections,), n_levels, dtype)
-    costs = transport_cost(
-        y_sorted, log_w[None, :], means, scales, levels, p=p, n_iter=quantile_iters
+    costs = slice_costs(
+        params, x, theta, k_lev, p=p, n_levels=n_levels, quantile_iters=quantile_iters, sort=sort
     )
     return jnp.mean(costs)
 
@@ -88,7 +111,7 @@ def sliced_wasserstein(
     n_projections: int = 128,
     p: float = 2.0,
     n_levels: int | None = None,
-    quantile_iters: int = 16,
+    quantile_iters: int = 24,
     sort: str = "auto",
 ) -> jax.Array:
     """Monte-Carlo estimate of the sliced Wasserstein distance **to the power p**.

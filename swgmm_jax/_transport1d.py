@@ -32,32 +32,43 @@ __all__ = [
 
 _LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
 
+# Internally the component axis comes before the level axis (``[..., K, M]``)
+# so that elementwise work runs along the long, contiguous level axis and the
+# sums over components are K vector additions; with components last, the short
+# K axis defeated vectorisation on CPU.
+
+
+def _comp(a):
+    """``[..., K] -> [..., K, 1]``."""
+    return a[..., :, None]
+
 
 def _standardised(t, means, scales):
-    return (t[..., :, None] - means[..., None, :]) / scales[..., None, :]
+    """``[..., K, M]`` standardised distances of levels ``t[..., M]`` to each component."""
+    return (t[..., None, :] - _comp(means)) / _comp(scales)
 
 
 def _norm_lw(log_weights):
-    return jax.nn.log_softmax(log_weights, axis=-1)[..., None, :]
+    return _comp(jax.nn.log_softmax(log_weights, axis=-1))
 
 
 def mixture_cdf(t, log_weights, means, scales):
     """``[..., M]`` mixture CDF ``F(t) = sum_k w_k Phi((t - m_k) / s_k)``."""
     u = _standardised(t, means, scales)
-    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(u), axis=-1))
+    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(u), axis=-2))
 
 
 def mixture_sf(t, log_weights, means, scales):
     """``[..., M]`` survival function ``1 - F(t)``, accurate in the upper tail."""
     u = _standardised(t, means, scales)
-    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(-u), axis=-1))
+    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(-u), axis=-2))
 
 
 def mixture_logpdf(t, log_weights, means, scales):
     """``[..., M]`` log density of the mixture."""
     u = _standardised(t, means, scales)
-    logphi = -0.5 * u * u - _LOG_SQRT_2PI - jnp.log(scales)[..., None, :]
-    return logsumexp(_norm_lw(log_weights) + logphi, axis=-1)
+    logphi = -0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
+    return logsumexp(_norm_lw(log_weights) + logphi, axis=-2)
 
 
 def _bracket(tail, sgn, log_w, means, scales):
@@ -69,16 +80,16 @@ def _bracket(tail, sgn, log_w, means, scales):
     (``sgn = -1``, ``S(q) = tail``) is the mirror image.
     """
     w = jnp.exp(log_w)
-    loc, sc = means[..., None, :], scales[..., None, :]
-    std_q = ndtri(tail)[..., None]
-    comp_q = loc + sgn[..., None] * sc * std_q
-    lo, hi = jnp.min(comp_q, axis=-1), jnp.max(comp_q, axis=-1)
+    loc, sc = _comp(means), _comp(scales)
+    sgn_l = sgn[..., None, :]
+    comp_q = loc + sgn_l * sc * ndtri(tail)[..., None, :]
+    lo, hi = jnp.min(comp_q, axis=-2), jnp.max(comp_q, axis=-2)
     # ratio >= 1 gives ndtri(1) = inf: the bound is then void (+inf / -inf).
-    ratio = jnp.minimum(tail[..., None] / w, 1.0)
-    single = loc + sgn[..., None] * sc * ndtri(ratio)
+    ratio = jnp.minimum(tail[..., None, :] / w, 1.0)
+    single = loc + sgn_l * sc * ndtri(ratio)
     lower = sgn > 0
-    hi = jnp.where(lower, jnp.minimum(hi, jnp.min(single, axis=-1)), hi)
-    lo = jnp.where(lower, lo, jnp.maximum(lo, jnp.max(single, axis=-1)))
+    hi = jnp.where(lower, jnp.minimum(hi, jnp.min(single, axis=-2)), hi)
+    lo = jnp.where(lower, lo, jnp.maximum(lo, jnp.max(single, axis=-2)))
     return lo, hi
 
 
@@ -91,25 +102,27 @@ def _solve(z, zc, log_weights, means, scales, n_iter):
     sgn = jnp.where(lower, 1.0, -1.0).astype(z.dtype)
     lo, hi = _bracket(tail, sgn, log_w, means, scales)
     # Start from the moment-matched Gaussian, kept inside the bracket.
-    w = jnp.exp(log_w)
-    mbar = jnp.sum(w * means[..., None, :], axis=-1)
-    var = jnp.sum(w * (scales**2 + means**2)[..., None, :], axis=-1) - mbar**2
+    w = jnp.exp(log_w)  # [..., K, 1]
+    mbar = jnp.sum(w * _comp(means), axis=-2)
+    var = jnp.sum(w * _comp(scales**2 + means**2), axis=-2) - mbar**2
     x0 = mbar + sgn * jnp.sqrt(jnp.maximum(var, 0.0)) * ndtri(tail)
     x0 = jnp.clip(x0, lo, hi)
     # Per-component constants: the loop body costs one erfc and one exp per
-    # (level, component), in linear space; log T is taken of the sum only.
+    # (component, level), in linear space; log T is taken of the sum only.
     # Where every component's tail underflows (far outside all of them) log T
     # is -inf, the step is not finite and the iteration bisects instead.
-    pdf_coef = (w / (scales[..., None, :] * jnp.sqrt(2.0 * jnp.pi))).astype(z.dtype)
-    neg_sgn = (-sgn / jnp.sqrt(2.0))[..., None]
+    half_w = 0.5 * w
+    pdf_coef = w / (_comp(scales) * jnp.sqrt(2.0 * jnp.pi).astype(z.dtype))
+    neg_sgn = (-sgn / jnp.sqrt(2.0).astype(z.dtype))[..., None, :]
+    tol = 64 * jnp.finfo(z.dtype).eps
+    smin = jnp.min(scales, axis=-1, keepdims=True)
 
     def body(_, carry):
         x, lo, hi, dx, dx_old = carry
         u = _standardised(x, means, scales)
-        t = 0.5 * jnp.sum(w * jax.lax.erfc(neg_sgn * u), axis=-1)
-        f = jnp.sum(pdf_coef * jnp.exp(-0.5 * u * u), axis=-1)
-        log_t = jnp.log(t)
-        g = log_t - log_tail
+        t = jnp.sum(half_w * jax.lax.erfc(neg_sgn * u), axis=-2)
+        f = jnp.sum(pdf_coef * jnp.exp(-0.5 * u * u), axis=-2)
+        g = jnp.log(t) - log_tail
         # g increases with x in the lower tail, decreases in the upper one.
         above = jnp.where(lower, g > 0, g < 0)
         hi = jnp.where(above, x, hi)
@@ -133,8 +146,6 @@ def _solve(z, zc, log_weights, means, scales, n_iter):
         return x_next, lo, hi, x_next - x, dx
 
     width = hi - lo
-    tol = 64 * jnp.finfo(z.dtype).eps
-    smin = jnp.min(scales, axis=-1, keepdims=True)
     x, _, _, _, _ = jax.lax.fori_loop(0, n_iter, body, (x0, lo, hi, width, width))
     return x
 
@@ -150,26 +161,28 @@ def _quantile_jvp(n_iter, primals, tangents):
     dz, dzc, dlw, dm, ds = tangents
     q = _quantile(z, zc, log_weights, means, scales, n_iter)
     log_w = _norm_lw(log_weights)
-    u = _standardised(q, means, scales)
-    log_comp = log_w - 0.5 * u * u - _LOG_SQRT_2PI - jnp.log(scales)[..., None, :]
-    log_f = logsumexp(log_comp, axis=-1, keepdims=True)
+    u = _standardised(q, means, scales)  # [..., K, M]
+    log_comp = log_w - 0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
+    log_f = logsumexp(log_comp, axis=-2, keepdims=True)
     # Responsibilities r_k(q) = w_k f_k(q) / f(q): bounded, computed in log space.
     resp = jnp.exp(log_comp - log_f)
     # dq = -(dF/dparams) / f: the mean and scale parts are r_k dm_k and r_k u_k ds_k.
-    dq = jnp.sum(resp * (dm[..., None, :] + u * ds[..., None, :]), axis=-1)
+    dq = jnp.sum(resp * (_comp(dm) + u * _comp(ds)), axis=-2)
     # Weight part: dq/dlogit_j = -w_j (Phi_j(q) - F(q)) / f(q), with F(q) = z, or
     # (Phi_j - F) = zc - S_j(q) in the upper tail for accuracy. It is unbounded
     # where f(q) ~ 0 (gaps between components): cap it at the mixture's span.
-    lower = (z <= zc)[..., None]
-    diff = jnp.where(lower, ndtr(u) - z[..., None], zc[..., None] - ndtr(-u))
+    lower = z <= zc
+    sgn = jnp.where(lower, 1.0, -1.0).astype(u.dtype)[..., None, :]
+    tail = jnp.where(lower, z, zc)[..., None, :]
+    diff = sgn * (ndtr(sgn * u) - tail)
     span = jnp.max(means + 8 * scales, axis=-1) - jnp.min(means - 8 * scales, axis=-1)
-    log_coef = jnp.log(jnp.abs(diff)) + log_w - log_f
-    coef = -jnp.sign(diff) * jnp.exp(jnp.minimum(log_coef, jnp.log(span)[..., None, None]))
+    log_cap = jnp.log(span)[..., None, None]
+    coef = -jnp.sign(diff) * jnp.exp(jnp.minimum(jnp.log(jnp.abs(diff)) + log_w - log_f, log_cap))
     dlw_c = dlw - jnp.mean(dlw, axis=-1, keepdims=True)  # softmax is shift-invariant
-    dq = dq + jnp.sum(coef * dlw_c[..., None, :], axis=-1)
+    dq = dq + jnp.sum(coef * _comp(dlw_c), axis=-2)
     # Levels: dq = dz / f in the lower tail, -dzc / f in the upper one.
-    inv_f = jnp.exp(-log_f[..., 0])
-    dq = dq + jnp.where(lower[..., 0], dz, -dzc) * inv_f
+    inv_f = jnp.exp(-log_f[..., 0, :])
+    dq = dq + jnp.where(lower, dz, -dzc) * inv_f
     return q, dq
 
 
