@@ -1,0 +1,206 @@
+"""Embedding study: data loaders, metrics, networks and a tiny end-to-end run."""
+
+import gzip
+import json
+import struct
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from swgmm_jax._metrics import component_purity, fooling_rate
+from experiments import _data, _nets
+
+
+# --------------------------------------------------------------------------- IDX / MNIST
+
+
+def _idx_bytes_ubyte(array):
+    """IDX bytes written by hand from the format's spec (independent of write_idx)."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_read_idx_plain_and_gzip(tmp_path, compressed):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    raw = _idx_bytes_ubyte(images)
+    path = tmp_path / ("x.idx3-ubyte" + (".gz" if compressed else ""))
+    path.write_bytes(gzip.compress(raw) if compressed else raw)
+    out = _data.read_idx(path)
+    assert out.shape == (5, 4, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, images)
+
+
+def test_read_idx_other_dtypes_roundtrip(tmp_path):
+    for a in (np.arange(12, dtype=np.int32).reshape(3, 4) - 5, np.linspace(-1, 1, 6).astype(np.float32)):
+        write = tmp_path / "a.idx"
+        _data.write_idx(write, a)
+        np.testing.assert_array_equal(_data.read_idx(write), a)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x02ab")
+    with pytest.raises(ValueError, match="magic"):
+        _data.read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(_idx_bytes_ubyte(np.zeros((2, 3), np.uint8))[:-1])
+    with pytest.raises(ValueError, match="bytes"):
+        _data.read_idx(short)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_load_mnist(tmp_path, compressed):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (14, 6, 6), dtype=np.uint8)
+    y = (np.arange(14) % 3).astype(np.uint8)
+    xt, yt = x[:4], y[:4]
+    ext = ".gz" if compressed else ""
+    for name, a in (("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y)):
+        raw = _idx_bytes_ubyte(a)
+        (tmp_path / (name + ext)).write_bytes(gzip.compress(raw) if compressed else raw)
+    d = _data.load_mnist(tmp_path, seed=0)  # no t10k files: a split of the training files
+    assert d.train_images.shape[1:] == (6, 6, 1) and d.train_images.dtype == np.float32
+    assert len(d.train_images) + len(d.test_images) == 14 and len(d.test_images) == 2
+    assert d.n_classes == 3
+    allx = np.concatenate([d.train_images, d.test_images])[..., 0]
+    ally = np.concatenate([d.train_labels, d.test_labels])
+    order = np.lexsort(allx.reshape(14, -1).T)
+    np.testing.assert_allclose(allx[order], x[np.lexsort(x.reshape(14, -1).T)] / 255.0, rtol=1e-6)
+    assert sorted(ally.tolist()) == sorted(y.tolist())
+    for name, a in (("t10k-images-idx3-ubyte", xt), ("t10k-labels-idx1-ubyte", yt)):
+        _data.write_idx(tmp_path / (name + ext), a)
+    d = _data.load_mnist(tmp_path, max_train=10)
+    assert d.train_images.shape == (10, 6, 6, 1) and d.test_images.shape == (4, 6, 6, 1)
+    np.testing.assert_array_equal(d.train_labels, y[:10])
+    np.testing.assert_allclose(d.test_images[..., 0], xt / 255.0, rtol=1e-6)
+
+
+def test_load_mnist_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _data.load_mnist(tmp_path)
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+@pytest.mark.parametrize("backend", ["pil", "matplotlib"])
+def test_load_image_folder(tmp_path, backend):
+    import matplotlib.image as mpimg
+
+    sub = tmp_path / "faces" / "part"
+    sub.mkdir(parents=True)
+    colours = [(1.0, 0.0, 0.0), (0.0, 0.5, 1.0), (0.2, 0.2, 0.2)]
+    sizes = [(20, 30), (16, 16), (12, 10)]
+    for i, (c, (h, w)) in enumerate(zip(colours, sizes)):
+        mpimg.imsave(sub / f"img{i}.png", np.broadcast_to(np.array(c), (h, w, 3)).copy())
+    (sub / "notes.txt").write_text("not an image")
+    d = _data.load_image_folder(tmp_path / "faces", size=8, test_fraction=0.34, backend=backend)
+    assert d.train_labels is None and d.n_classes == 0
+    allx = np.concatenate([d.train_images, d.test_images])
+    assert allx.shape == (3, 8, 8, 3) and allx.dtype == np.float32
+    assert len(d.test_images) == 1
+    assert 0.0 <= allx.min() and allx.max() <= 1.0
+    got = np.array(sorted(tuple(a.mean(axis=(0, 1)).tolist()) for a in allx))
+    np.testing.assert_allclose(got, np.array(sorted(colours)), atol=1 / 255)
+
+
+def test_load_image_folder_empty(tmp_path):
+    with pytest.raises(ValueError, match="image files"):
+        _data.load_image_folder(tmp_path)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_component_purity_by_hand():
+    # component 0: labels 3,3,3,5 -> 3/4; component 1: 2,2 -> 1; component 2: 1,4,7 -> 1/3
+    comp = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    lab = np.array([3, 3, 3, 5, 2, 2, 1, 4, 7])
+    mean, per = component_purity(comp, lab, 3)
+    np.testing.assert_allclose(per, [0.75, 1.0, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(mean, (0.75 + 1 + 1 / 3) / 3, rtol=1e-6)
+    # the same with explicit n_classes, under jit, and invariant to relabelling
+    f = jax.jit(lambda c, l: component_purity(c, l, 3, n_classes=10))
+    np.testing.assert_allclose(f(comp, lab)[0], mean, rtol=1e-6)
+    np.testing.assert_allclose(component_purity(comp, (lab + 4) % 10, 3)[1], per, rtol=1e-6)
+
+
+def test_component_purity_empty_component_and_errors():
+    mean, per = component_purity(np.array([0, 0, 2]), np.array([1, 1, 0]), 4)
+    assert np.isnan(per[1]) and np.isnan(per[3])
+    np.testing.assert_allclose([per[0], per[2]], [1.0, 1.0])
+    assert float(mean) == 1.0
+    with pytest.raises(ValueError):
+        component_purity(np.array([0, 1]), np.array([0]), 2)
+    with pytest.raises(TypeError):
+        component_purity(np.array([0.0, 1.0]), np.array([0, 1]), 2)
+
+
+def test_fooling_rate_by_hand():
+    rate, on_real, on_fake = fooling_rate(jnp.array([0.9, 0.8, 0.3, 0.7]), jnp.array([0.1, 0.6]))
+    assert float(on_real) == 0.25 and float(on_fake) == 0.5 and float(rate) == 0.375
+    # perfect discriminator: 0; a constant one: 0.5; logits with threshold 0
+    assert float(fooling_rate(np.ones(3), np.zeros(5))[0]) == 0.0
+    assert float(fooling_rate(np.full(3, 0.7), np.full(5, 0.7))[0]) == 0.5
+    assert float(fooling_rate(np.array([2.0, -1.0]), np.array([-3.0, 1.0]), threshold=0.0)[0]) == 0.5
+    with pytest.raises(ValueError):
+        fooling_rate(np.array([]), np.array([0.5]))
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def test_architectures_match_paper_param_counts():
+    # Parameter counts of the paper's supplementary tables (Figure 7; 1-logit discriminators).
+    a = _nets.mnist_architecture()
+    assert _nets.count_params(_nets.param_shapes(a.encoder, (28, 28, 1))) == 83_704
+    assert _nets.count_params(_nets.param_shapes(a.decoder, (128,))) == 110_129
+    assert _nets.count_params(_nets.param_shapes(a.image_discriminator, (28, 28, 1))) == 19_066 - 513
+    assert _nets.output_shape(a.decoder, (128,)) == (28, 28, 1)
+    c = _nets.pyramid_architecture(64, (16, 32, 64, 64), 256)
+    assert _nets.count_params(_nets.param_shapes(c.encoder, (64, 64, 3))) == 408_336
+    assert _nets.count_params(_nets.param_shapes(c.decoder, (256,))) == 445_971
+
+
+def test_avgpool_counts_only_inside_pixels():
+    x = jnp.arange(9.0).reshape(1, 3, 3, 1)
+    out = _nets.apply_net([{}], (("avgpool",),), x)[0, ..., 0]
+    np.testing.assert_allclose(out, [[(0 + 1 + 3 + 4) / 4, (2 + 5) / 2], [(6 + 7) / 2, 8.0]])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_pipeline_tiny(tmp_path):
+    from experiments import embedding_gmm
+
+    out = tmp_path / "emb.json"
+    argv = ["--scale", "tiny", "--seeds", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--max-images", "200", "--no-progress"]
+    res = embedding_gmm.main(argv)
+    saved = json.loads(out.read_text())
+    assert set(saved["seeds"]) == {"0", "1"}
+    methods = ["em", "sw_tiny", "sw_tiny+em"]
+    assert saved["methods"] == methods
+    K = saved["settings"]["n_components"]
+    for m in methods:
+        row = saved["seeds"]["0"][m]
+        for key in ("purity", "purity_per_component", "majority_class", "fooling_rate", "disc_error_on_real",
+                    "disc_error_on_fake", "loglik_test", "sw2_test", "weights", "seconds"):
+            assert key in row, (m, key)
+        assert len(row["purity_per_component"]) == K and len(row["weights"]) == K
+        assert 0.0 <= row["fooling_rate"] <= 1.0 and 0.1 <= row["purity"] <= 1.0
+        assert saved["summary"][m]["purity"]["n"] == 2
+    assert {"recon_mae_test", "classifier_accuracy_test"} <= set(saved["embedding"])
+    assert (tmp_path / "emb_samples.png").stat().st_size > 0
+    assert "fooling rate" in embedding_gmm.format_table(res)
+    # --resume: nothing left to do, the networks come from the cache, results unchanged
+    res2 = embedding_gmm.main(argv + ["--resume"])
+    assert res2["embedding"]["cached"] is True
+    assert res2["seeds"] == saved["seeds"]
+    with pytest.raises(SystemExit):
+        embedding_gmm.main(argv + ["--resume", "--components", "2"])
