@@ -7,7 +7,8 @@ Mixture Models", CVPR 2018. The package follows the method's pipeline:
 * ``_projections``: random directions, slices of data and of the GMM;
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
 * ``_sliced``: the sliced Wasserstein loss;
-* ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline.
+* ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline;
+* ``_sharding``: projections and restarts split across devices and processes.
 """
 
 from swgmm_jax._config import EMConfig, FitConfig
@@ -25,6 +26,12 @@ from swgmm_jax._params import (
     to_moments,
 )
 from swgmm_jax._projections import project_data, project_gmm, random_directions
+from swgmm_jax._sharding import (
+    initialize_distributed,
+    make_projection_mesh,
+    sharded_sliced_loss,
+    sharded_sliced_wasserstein,
+)
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
 from swgmm_jax._transport1d import (
     midpoint_levels,
@@ -54,7 +61,9 @@ __all__ = [
     "fit_restarts",
     "from_moments",
     "initialize",
+    "initialize_distributed",
     "log_likelihood",
+    "make_projection_mesh",
     "midpoint_levels",
     "mixture_cdf",
     "mixture_logpdf",
@@ -68,6 +77,8 @@ __all__ = [
     "random_directions",
     "sample",
     "select_best",
+    "sharded_sliced_loss",
+    "sharded_sliced_wasserstein",
     "slice_costs",
     "sliced_loss",
     "sliced_wasserstein",

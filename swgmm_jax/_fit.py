@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from swgmm_jax import _validation
+from swgmm_jax import _sharding, _validation
 from swgmm_jax._config import FitConfig
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, log_likelihood, to_moments
@@ -65,7 +65,7 @@ def _optimizer(config: FitConfig) -> optax.GradientTransformation:
     )
 
 
-def _fit_single(key, x, init, n_components: int, config: FitConfig) -> FitResult:
+def _fit_single(key, x, init, n_components: int, config: FitConfig, mesh=None) -> FitResult:
     dtype = x.dtype
     if config.standardize:
         c, s = standardizer(x)
@@ -93,6 +93,11 @@ def _fit_single(key, x, init, n_components: int, config: FitConfig) -> FitResult
     def loss_fn(t, k):
         k_batch, k_loss = jax.random.split(k)
         xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
+        if mesh is not None:  # projections sharded over the mesh's devices
+            return _sharding.sharded_sliced_loss(
+                merge(t), xb, k_loss, mesh, n_projections=config.n_projections, p=config.p,
+                n_levels=config.n_levels, quantile_iters=config.quantile_iters,
+            )
         return sliced_loss(
             merge(t), xb, k_loss, n_projections=config.n_projections, p=config.p,
             n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
@@ -109,13 +114,23 @@ def _fit_single(key, x, init, n_components: int, config: FitConfig) -> FitResult
     return FitResult(_rescale(merge(t), c, s), losses * s**config.p)
 
 
-_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config"))
+_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config", "mesh"))
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "config"))
-def _fit_restarts_jit(keys, x, init, n_components, config):
+@functools.partial(jax.jit, static_argnames=("n_components", "config", "mesh"))
+def _fit_restarts_jit(keys, x, init, n_components, config, mesh=None):
+    fit_one = functools.partial(_fit_single, n_components=n_components, config=config)
+    if mesh is not None:  # restarts, not projections, sharded over the devices
+        return _sharding.map_restarts(fit_one, keys, x, init, mesh)
     in_axes = (0, None, None if init is None else 0)
-    return jax.vmap(functools.partial(_fit_single, n_components=n_components, config=config), in_axes)(keys, x, init)
+    return jax.vmap(fit_one, in_axes)(keys, x, init)
+
+
+def _check_mesh(mesh, config):
+    mesh = _sharding.resolve_mesh(mesh)
+    if mesh is not None and config.sort == "host":
+        raise ValueError("sort='host' cannot run sharded over several devices; use sort='auto' or 'xla'")
+    return mesh
 
 
 def _check_fit_args(key, x, n_components, config, init, batch_dims=()):
@@ -140,6 +155,8 @@ def fit(
     n_components: int,
     config: FitConfig | None = None,
     init: GMMParams | None = None,
+    *,
+    mesh="auto",
 ) -> FitResult:
     """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
 
@@ -153,6 +170,11 @@ def fit(
       n_components: ``K``.
       config: :class:`FitConfig`; defaults to ``FitConfig()``.
       init: optional initial ``GMMParams`` in the units of ``x``.
+      mesh: where the projections of each step run. ``"auto"``: sharded over
+        all devices (:func:`make_projection_mesh`) when there are several, else
+        unsharded; ``None``: unsharded; or a 1-D ``jax.sharding.Mesh``. Sharded
+        steps equal unsharded ones to float rounding (same key, same
+        directions) but sort with XLA (``config.sort="host"`` is rejected).
 
     Returns:
       :class:`FitResult` with parameters in the units of ``x``.
@@ -168,7 +190,7 @@ def fit(
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     x, k, init = _check_fit_args(key, x, n_components, config, init)
-    return _fit_jit(key, x, init, n_components=k, config=config)
+    return _fit_jit(key, x, init, n_components=k, config=config, mesh=_check_mesh(mesh, config))
 
 
 def fit_restarts(
@@ -178,12 +200,19 @@ def fit_restarts(
     n_restarts: int,
     config: FitConfig | None = None,
     init: GMMParams | None = None,
+    *,
+    mesh="auto",
 ) -> FitResult:
     """``n_restarts`` independent fits as one jitted ``vmap``.
 
     Restart ``r`` uses ``jax.random.split(key, n_restarts)[r]`` and equals
     ``fit(that_key, x, n_components, config)``. ``init``, if given, has a leading
     ``[n_restarts]`` axis (e.g. ``jax.vmap(sw.initialize, (0, None, None))``).
+
+    ``mesh`` (as in :func:`fit`) shards the *restarts* over the devices: each
+    device runs its share of them whole (padded with discarded copies when the
+    device count does not divide ``n_restarts``), with no communication, so any
+    ``config.sort`` works; results are replicated.
 
     Returns:
       :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
@@ -194,7 +223,9 @@ def fit_restarts(
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     r = _validation.check_positive_int(n_restarts, "n_restarts")
     x, k, init = _check_fit_args(key, x, n_components, config, init, batch_dims=(r,))
-    return _fit_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config)
+    # Restarts share nothing across devices, so the host sort is fine there.
+    mesh = _sharding.resolve_mesh(mesh)
+    return _fit_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames=("n_projections", "p", "n_levels"))
