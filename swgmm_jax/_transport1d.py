@@ -15,6 +15,7 @@ given by ``log_weights[..., K]``, ``means[..., K]`` and ``scales[..., K]``
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,10 @@ __all__ = [
     "transport_cost",
 ]
 
-_LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+# A Python float: weakly typed (exact in float64 too), and computing it with
+# jnp at import would start the backend, after which
+# jax.distributed.initialize can no longer run.
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 # Internally the component axis comes before the level axis (``[..., K, M]``)
 # so that elementwise work runs along the long, contiguous level axis and the
