@@ -1,0 +1,231 @@
+"""The SW fit loop: determinism, restarts, no retrace, validity, equivariance, e2e recovery."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _helpers import count_compilations
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+import swgmm_jax as sw
+
+TRUE_MEANS = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+TRUE_COVS = np.stack([0.5 * np.eye(2), np.diag([0.8, 0.3]), 0.6 * np.eye(2)])
+X, _ = sw.datasets.gaussian_mixture_data(400, TRUE_MEANS, TRUE_COVS, seed=0)  # float32 [400, 2]
+K = 3
+# Small and cheap: every test below with this config and X's shape shares one compilation.
+CFG = sw.FitConfig(n_steps=30)
+
+
+def _check_valid(params, floor):
+    """Finite, weights on the simplex, covariances symmetric with eigenvalues >= floor
+    (up to the rounding of L L^T + floor I in the parameters' dtype)."""
+    eps = np.finfo(params.means.dtype).eps
+    w, m, c = (np.asarray(a, np.float64) for a in sw.to_moments(params))
+    for a in (w, m, c, np.asarray(params.reg_covar)):
+        assert np.all(np.isfinite(a))
+    assert np.all(w >= 0)
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=10 * eps)
+    np.testing.assert_allclose(c, np.swapaxes(c, -1, -2), rtol=0, atol=10 * eps * np.abs(c).max())
+    lam = np.linalg.eigvalsh(c)
+    tol = 10 * eps * np.abs(lam).max(axis=-1, keepdims=True)
+    assert np.all(lam >= np.asarray(floor)[..., None, None] * (1 - 1e-5) - tol), (lam.min(), floor)
+
+
+def _standardise(x):
+    x = np.asarray(x, np.float64)
+    c = x.mean(0)
+    return c, np.sqrt(np.mean((x - c) ** 2))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return sw.fit(jax.random.key(0), X, K, CFG)
+
+
+def test_fit_is_deterministic_given_key(fitted):
+    again = sw.fit(jax.random.key(0), X, K, CFG)
+    jax.tree.map(np.testing.assert_array_equal, again, fitted)
+    other = sw.fit(jax.random.key(1), X, K, CFG)
+    assert not np.allclose(other.params.means, fitted.params.means)
+    assert fitted.loss_history.shape == (CFG.n_steps,)
+    assert fitted.params.means.dtype == jnp.float32 and fitted.loss_history.dtype == jnp.float32
+
+
+def test_fit_params_valid_and_loss_decreases(fitted):
+    params = fitted.params
+    # The floor is config.reg_covar in standardised units: s^2 reg_covar in the data's.
+    _, s = _standardise(X)
+    np.testing.assert_allclose(params.reg_covar, s**2 * CFG.reg_covar, rtol=1e-4)
+    _check_valid(params, params.reg_covar)
+    loss = np.asarray(fitted.loss_history)
+    assert np.all(np.isfinite(loss))
+    assert loss[-5:].mean() < 0.5 * loss[:5].mean()
+
+
+def test_fit_restarts_equal_single_fits():
+    key = jax.random.key(42)
+    n_restarts = 3
+    batched = sw.fit_restarts(key, X, K, n_restarts, CFG)
+    assert batched.params.means.shape == (n_restarts, K, 2)
+    assert batched.loss_history.shape == (n_restarts, CFG.n_steps)
+    for r, k in enumerate(jax.random.split(key, n_restarts)):
+        single = sw.fit(k, X, K, CFG)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[r], b, rtol=2e-4, atol=2e-5), batched, single
+        )
+    # Restarts differ from each other.
+    assert not np.allclose(batched.params.means[0], batched.params.means[1])
+
+
+def test_no_retrace_when_only_data_values_change():
+    """New data values (same shape and dtype), new keys or an equal config: no new
+    compilation and no new entry in the fit's jit caches. (Traces are not counted:
+    the host sort currently costs one spurious trace per step, see
+    test_sliced.py::test_host_sort_does_not_trace.)"""
+    rng = np.random.default_rng(0)
+    x2 = (X + rng.normal(scale=0.1, size=X.shape)).astype(np.float32)
+    x3 = (2.0 * X - 1.0).astype(np.float32)
+    sw.fit(jax.random.key(0), X, K, CFG)  # warm (compiled by other tests, or now)
+    sw.fit_restarts(jax.random.key(0), X, K, 3, CFG)
+    sizes = (sw._fit._fit_jit._cache_size(), sw._fit._fit_restarts_jit._cache_size())
+    with count_compilations() as events:
+        a = sw.fit(jax.random.key(3), x2, K, CFG)
+        b = sw.fit(jax.random.key(4), jnp.asarray(x3), K, sw.FitConfig(n_steps=30))  # equal config, new object
+        c = sw.fit_restarts(jax.random.key(5), x3, K, 3, CFG)  # R = 3 as in the test above
+        jax.block_until_ready((a, b, c))
+    assert events == [], f"{len(events)} compilations on new data values"
+    assert (sw._fit._fit_jit._cache_size(), sw._fit._fit_restarts_jit._cache_size()) == sizes
+    # Sanity: the counter does see a new shape.
+    with count_compilations() as events:
+        sw.fit(jax.random.key(3), x2[:-1], K, CFG)
+    assert len(events) > 0
+
+
+def test_offset_and_scale_equivariance(fitted):
+    """Data at offset 1e6, or at scale 1e-6 (float32), fit as the unit data do:
+    the fit standardises internally."""
+    key = jax.random.key(0)
+    # float32 cannot hold X + 1e6 exactly (spacing 1/16 there): compare with the
+    # fit of the data as actually stored, X_q = float32(X + 1e6) - 1e6 (exact).
+    x_off = (X.astype(np.float64) + 1e6).astype(np.float32)
+    x_q = (x_off.astype(np.float64) - 1e6).astype(np.float32)
+    ref = sw.fit(key, x_q, K, CFG).params
+    off = sw.fit(key, x_off, K, CFG).params
+    w_r, m_r, c_r = (np.asarray(a, np.float64) for a in sw.to_moments(ref))
+    w_o, m_o, c_o = (np.asarray(a, np.float64) for a in sw.to_moments(off))
+    np.testing.assert_allclose(w_o, w_r, atol=1e-3)
+    # Means come back at 1e6, where float32's spacing is 1/16.
+    np.testing.assert_allclose(m_o - 1e6, m_r, atol=0.07)
+    np.testing.assert_allclose(c_o, c_r, rtol=2e-3, atol=1e-4)
+
+    # Scale 1e-6: everything scales exactly.
+    small = sw.fit(key, (X * np.float32(1e-6)), K, CFG).params
+    w_u, m_u, c_u = (np.asarray(a, np.float64) for a in sw.to_moments(fitted.params))
+    w_s, m_s, c_s = (np.asarray(a, np.float64) for a in sw.to_moments(small))
+    _check_valid(small, small.reg_covar)
+    np.testing.assert_allclose(w_s, w_u, atol=1e-4)
+    np.testing.assert_allclose(m_s * 1e6, m_u, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(c_s * 1e12, c_u, rtol=1e-3, atol=1e-5)
+
+    # Log-likelihood of the standardised data under each fit, in float64 (scipy).
+    def std_loglik(w, m, c, x):
+        centre, scale = _standardise(x)
+        xs = (np.asarray(x, np.float64) - centre) / scale
+        comp = [np.log(wk) + multivariate_normal((mk - centre) / scale, ck / scale**2).logpdf(xs) for wk, mk, ck in zip(w, m, c)]
+        return np.mean(logsumexp(np.stack(comp, 1), axis=1))
+
+    ll_u = std_loglik(w_u, m_u, c_u, X)
+    np.testing.assert_allclose(std_loglik(w_s, m_s, c_s, X * np.float32(1e-6)), ll_u, rtol=1e-4)
+    np.testing.assert_allclose(std_loglik(w_o, m_o, c_o, x_off), std_loglik(w_r, m_r, c_r, x_q), rtol=1e-2)
+
+
+@pytest.mark.usefixtures("x64")
+def test_fit_float64():
+    x64 = X.astype(np.float64)
+    res = sw.fit(jax.random.key(0), x64, K, CFG)
+    assert res.params.means.dtype == jnp.float64
+    assert res.params.scale_tril.dtype == jnp.float64
+    assert res.loss_history.dtype == jnp.float64
+    _check_valid(res.params, res.params.reg_covar)
+    loss = np.asarray(res.loss_history)
+    assert loss[-5:].mean() < 0.5 * loss[:5].mean()
+
+
+def test_fit_with_init_and_fixed_weights():
+    """init= starts from given parameters; learn_weights=False keeps their weights."""
+    weights = np.array([0.3, 0.33, 0.37])  # X has equal weights: close, not equal
+    init = sw.from_moments(weights, TRUE_MEANS + 0.5, TRUE_COVS)
+    cfg = sw.FitConfig(n_steps=30, learn_weights=False)
+    res = sw.fit(jax.random.key(0), X, K, cfg, init=init)
+    np.testing.assert_allclose(res.params.weights, weights, rtol=1e-5)
+    _check_valid(res.params, res.params.reg_covar)
+    # Started next to the truth: ends next to it.
+    np.testing.assert_allclose(res.params.means, TRUE_MEANS, atol=0.3)
+
+
+def test_degenerate_data_fit_without_nan(degenerate_x):
+    name, x = degenerate_x
+    res = sw.fit(jax.random.key(0), x, 3, sw.FitConfig(n_steps=50))
+    assert np.all(np.isfinite(np.asarray(res.loss_history))), name
+    _check_valid(res.params, res.params.reg_covar)
+    assert float(res.params.reg_covar) > 0
+
+
+# ---------------------------------------------------------------- select_best
+def _batched_candidates():
+    """Restart 2 is the true model; the others are shifted or squashed versions."""
+    good = (np.full(K, 1 / K), TRUE_MEANS, TRUE_COVS)
+    cands = [
+        (good[0], TRUE_MEANS + 1.5, TRUE_COVS),
+        (good[0], TRUE_MEANS, 4.0 * TRUE_COVS),
+        good,
+        (np.array([0.8, 0.1, 0.1]), TRUE_MEANS[[0, 0, 1]], TRUE_COVS),
+    ]
+    params = [sw.from_moments(*c) for c in cands]
+    batched = jax.tree.map(lambda *a: jnp.stack(a), *params)
+    return sw.FitResult(batched, jnp.zeros((len(cands), 5))), cands
+
+
+def test_select_best_picks_argmin_sw_and_argmax_loglik(key):
+    result, cands = _batched_candidates()
+    idx, scores, best = sw.select_best(result, X, "sw", key=key, n_projections=64)
+    assert idx == 2 == int(np.argmin(scores))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
+    for r in range(len(cands)):  # the scores are SW on the same directions
+        one = jax.tree.map(lambda a: a[r], result.params)
+        np.testing.assert_allclose(scores[r], sw.sliced_wasserstein(one, X, key, n_projections=64), rtol=1e-4)
+    idx, scores, best = sw.select_best(result, X, "log_likelihood")
+    expected = [np.mean(logsumexp(np.stack([np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in zip(*cand)], 1), axis=1)) for cand in cands]
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)
+    assert idx == int(np.argmax(expected)) == 2
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
+    with pytest.raises(ValueError, match="key"):
+        sw.select_best(result, X, "sw")
+    with pytest.raises(ValueError, match="criterion"):
+        sw.select_best(result, X, "aic", key=key)
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_recovers_separated_3d_mixture_from_random_init():
+    """20 restarts from random init with the default FitConfig: >= 90% recover a
+    well-separated 3-component GMM in 3D (each true mean matched within 0.3 x
+    separation, Hungarian matching)."""
+    means = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0]])
+    separation = 6.0
+    covs = np.stack([0.5 * np.eye(3), np.diag([1.0, 0.3, 0.5]), 0.8 * np.eye(3)])
+    x, _ = sw.datasets.gaussian_mixture_data(1000, means, covs, weights=[0.3, 0.3, 0.4], seed=1)
+    n_restarts = 20
+    res = sw.fit_restarts(jax.random.key(0), x, 3, n_restarts, sw.FitConfig())
+    fitted_means = np.asarray(res.params.means)
+    recovered = []
+    for r in range(n_restarts):
+        dist = np.linalg.norm(means[:, None] - fitted_means[r][None], axis=-1)
+        rows, cols = linear_sum_assignment(dist)
+        recovered.append(bool(np.all(dist[rows, cols] < 0.3 * separation)))
+        _check_valid(jax.tree.map(lambda a: a[r], res.params), res.params.reg_covar[r])
+    rate = np.mean(recovered)
+    assert rate >= 0.9, f"recovered in {rate:.0%} of {n_restarts} restarts"
