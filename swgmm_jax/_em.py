@@ -56,7 +56,13 @@ def em_step(x, moments, reg_covar):
 
     def cov(r, mu, n):  # one component at a time: memory O(n d), not O(K n d)
         diff = x - mu
-        return (r[:, None] * diff).T @ diff / n + reg_covar * eye
+        c = (r[:, None] * diff).T @ diff / n
+        # A component collapsing on a few points has a near-singular scatter
+        # matrix that float32 rounding can make indefinite (the next Cholesky
+        # would be NaN): clip its eigenvalues at 0 before adding the floor.
+        # A no-op, to rounding, whenever the scatter matrix is PSD.
+        lam, vec = jnp.linalg.eigh(0.5 * (c + c.T))
+        return (vec * jnp.maximum(lam, 0.0)) @ vec.T + reg_covar * eye
 
     new_covs = jax.lax.map(lambda a: cov(*a), (resp.T, new_means, nk))
     return (nk / jnp.sum(nk), new_means, new_covs), jnp.mean(log_norm)

@@ -161,24 +161,32 @@ def component_log_prob(params: GMMParams, x: jax.Array) -> jax.Array:
 
 
 def log_prob_from_moments(x, log_weights, means, covariances) -> jax.Array:
-    """``[n, K]`` joint log-densities from moments (shared with the EM E-step)."""
+    """``[n, K]`` joint log-densities from moments (shared with the EM E-step).
+
+    Through an eigendecomposition rather than a Cholesky factor: a covariance
+    whose condition number exceeds ``1/eps`` (a component collapsed on a few
+    points, in float32) can be indefinite after rounding, where a Cholesky
+    factor is NaN. Eigenvalues are floored at ``10 eps`` times the largest, which
+    changes nothing for any covariance that is numerically positive definite.
+    """
     d = means.shape[-1]
-    chol = jnp.linalg.cholesky(covariances)  # [K, d, d]
+    lam, vec = jnp.linalg.eigh(0.5 * (covariances + jnp.swapaxes(covariances, -1, -2)))
+    eps = jnp.finfo(lam.dtype).eps
+    lam = jnp.maximum(lam, 10 * eps * jnp.max(jnp.abs(lam), axis=-1, keepdims=True))
+    lam = jnp.maximum(lam, jnp.finfo(lam.dtype).tiny)
 
-    def one(mu, c):
-        diff = (x - mu).T  # [d, n]
-        sol = jax.scipy.linalg.solve_triangular(c, diff, lower=True)
-        maha = jnp.sum(sol * sol, axis=0)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(c)))
-        return -0.5 * (maha + logdet + d * jnp.log(2.0 * jnp.pi))
+    def one(mu, v, l):
+        proj = (x - mu) @ v  # [n, d]
+        maha = jnp.sum(proj * proj / l, axis=1)
+        return -0.5 * (maha + jnp.sum(jnp.log(l)) + d * jnp.log(2.0 * jnp.pi))
 
-    return jax.vmap(one, out_axes=1)(means, chol) + log_weights
+    return jax.vmap(one, out_axes=1)(means, vec, lam) + log_weights
 
 
 def _check_dim(params: GMMParams, x) -> jax.Array:
-    x = jnp.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape [n, d], got {x.shape}")
+    from swgmm_jax._validation import check_data
+
+    x = check_data(x, "x")
     if x.shape[1] != params.means.shape[-1]:
         raise ValueError(
             f"x has dimension {x.shape[1]} but params have dimension {params.means.shape[-1]}"

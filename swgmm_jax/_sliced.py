@@ -23,7 +23,9 @@ __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
 
 
 def _host_argsort(a):
-    return np.argsort(a, axis=-1, kind="stable").astype(np.int32)
+    # np.asarray first: handed a jax Array, np.argsort would try jax's own
+    # argsort (a spurious trace) before falling back to NumPy.
+    return np.argsort(np.asarray(a), axis=-1, kind="stable").astype(np.int32)
 
 
 def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:

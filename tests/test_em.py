@@ -133,23 +133,13 @@ def test_select_best_log_likelihood_on_em_restarts(key):
     assert int(best.n_iter) == int(res.n_iter[idx])
 
 
-_EM_OUTLIER_BUG = (
-    "swgmm_jax/_em.py em_step: in float32 a component that collapses next to a far "
-    "outlier gets a covariance sum_i r_i d_i d_i^T / n_k + reg I whose condition number "
-    "exceeds 1/eps; rounding makes it indefinite (min eigenvalue -1.7e-4 for an outlier "
-    "at distance 100), the next Cholesky gives NaN and every parameter becomes NaN. "
-    "Expected finite parameters with eigenvalues >= reg_covar (e.g. eigenvalue-floor the "
-    "M-step covariances, as from_moments does)."
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "duplicated",
         "identical",
         "line_in_3d",
-        pytest.param("far_outlier", marks=pytest.mark.xfail(reason=_EM_OUTLIER_BUG, strict=True)),
+        "far_outlier",
     ],
 )
 def test_degenerate_data_em_without_nan(name):

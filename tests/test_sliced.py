@@ -156,15 +156,6 @@ def test_sort_slices_host_and_xla_agree_and_differentiate(key):
         sw.sort_slices(y, "bogus")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "swgmm_jax/_sliced.py _host_argsort: jax 0.10's pure_callback passes a jax.Array, so "
-        "np.argsort(a, kind='stable') first calls Array.argsort(kind='stable'), which traces "
-        "jnp.argsort and raises TypeError ('kind' unsupported) before NumPy falls back to its "
-        "own sort: one wasted JAX trace per callback (per fit step). Fix: np.argsort(np.asarray(a), ...)"
-    ),
-    strict=True,
-)
 def test_host_sort_does_not_trace(key):
     ys = [jax.random.normal(k, (4, 50)) for k in jax.random.split(key, 3)]
     f = jax.jit(lambda y: sw.sort_slices(y, "host"))

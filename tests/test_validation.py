@@ -78,14 +78,6 @@ def test_density_functions_check_rank(call):
     raises_before_tracing(call, ValueError, r"x must have shape \[n, d\]")
 
 
-@pytest.mark.xfail(
-    reason=(
-        "swgmm_jax/_params.py _check_dim (log_likelihood, predict_proba, predict) does not run "
-        "_validation.check_data: string data raise jax's TypeError 'Error interpreting argument "
-        "to stage as a JAX value', which does not name x"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize("fn", [sw.log_likelihood, sw.predict_proba, sw.predict])
 def test_density_functions_reject_strings_naming_x(fn):
     raises_before_tracing(lambda: fn(PARAMS, np.array([["a", "b"], ["c", "d"]])), TypeError, r"\bx\b")
