@@ -7,6 +7,7 @@ function over ``jax.random.split(key, n_restarts)``, so restart ``r`` equals
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -211,8 +212,9 @@ def fit_restarts(
 
     ``mesh`` (as in :func:`fit`) shards the *restarts* over the devices: each
     device runs its share of them whole (padded with discarded copies when the
-    device count does not divide ``n_restarts``), with no communication, so any
-    ``config.sort`` works; results are replicated.
+    device count does not divide ``n_restarts``), with no communication; results
+    are replicated. Sharded restarts sort with XLA (``config.sort="host"`` is
+    rejected).
 
     Returns:
       :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
@@ -223,8 +225,11 @@ def fit_restarts(
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     r = _validation.check_positive_int(n_restarts, "n_restarts")
     x, k, init = _check_fit_args(key, x, n_components, config, init, batch_dims=(r,))
-    # Restarts share nothing across devices, so the host sort is fine there.
-    mesh = _sharding.resolve_mesh(mesh)
+    mesh = _check_mesh(mesh, config)
+    if mesh is not None and config.sort == "auto":
+        # The host sort inside shard_map hung a 2-process run even with no
+        # collective in the body (the gather of the results waited forever).
+        config = dataclasses.replace(config, sort="xla")
     return _fit_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config, mesh=mesh)
 
 

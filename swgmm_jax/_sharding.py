@@ -21,11 +21,12 @@ Two independent axes of work parallelise:
 Both work on any 1-D :class:`jax.sharding.Mesh`, local or global (several
 processes after ``jax.distributed.initialize``; see :func:`initialize_distributed`).
 
-Sorting inside the sharded loss always uses XLA's sort (``sort="xla"``): a
-NumPy host sort through ``jax.pure_callback`` deadlocked the collectives of a
-``shard_map`` over 2+ devices. On CPU that sort is slower than the host one
-(see :func:`swgmm_jax.sort_slices`), so projection sharding pays off on
-accelerators rather than on CPU devices of one host.
+Sharded code always sorts with XLA (``sort="xla"``): a NumPy host sort
+through ``jax.pure_callback`` deadlocked the collectives of a ``shard_map``
+over 2+ devices, and inside the restarts' ``shard_map`` (no collective in the
+body) it hung a 2-process run. On CPU the XLA sort is slower than the host one
+(see :func:`swgmm_jax.sort_slices`), so sharding pays off on accelerators
+rather than on CPU devices of one host.
 """
 
 from __future__ import annotations

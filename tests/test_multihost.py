@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -82,23 +83,28 @@ def workers(tmp_path_factory):
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([_ROOT, str(tmp), env.get("PYTHONPATH", "")])
     address = f"127.0.0.1:{_free_port()}"
-    procs = []
+    procs, logs = [], [tmp / f"worker{pid}.log" for pid in range(2)]
+    deadline = time.monotonic() + _TIMEOUT_S
     try:
         for pid in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, str(tmp / "worker.py"), address, str(pid)],
-                env=env, cwd=str(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))
-        outs = [p.communicate(timeout=_TIMEOUT_S) for p in procs]
-    finally:
+            # Output goes to files, not pipes: a full pipe would block a worker.
+            with open(logs[pid], "w") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, str(tmp / "worker.py"), address, str(pid)],
+                    env=env, cwd=str(tmp), stdout=log, stderr=subprocess.STDOUT,
+                ))
         for p in procs:
+            p.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        for p in procs:  # SIGKILL: JAX's preemption notifier catches SIGTERM
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
     results = []
-    for p, (stdout, stderr) in zip(procs, outs):
-        lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-        assert p.returncode == 0 and lines, f"rc={p.returncode}\n{stderr[-3000:]}"
+    for p, log in zip(procs, logs):
+        text = log.read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
+        assert p.returncode == 0 and lines, f"rc={p.returncode}\n{text[-3000:]}"
         results.append(json.loads(lines[-1][len("RESULT "):]))
     return results
 
