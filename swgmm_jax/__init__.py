@@ -8,7 +8,8 @@ Mixture Models", CVPR 2018. The package follows the method's pipeline:
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
 * ``_sliced``: the sliced Wasserstein loss;
 * ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline;
-* ``_sharding``: projections and restarts split across devices and processes.
+* ``_sharding``: projections and restarts split across devices and processes;
+* ``_stream``: fits on host data streamed to the device in minibatches.
 """
 
 from swgmm_jax._config import EMConfig, FitConfig
@@ -33,6 +34,7 @@ from swgmm_jax._sharding import (
     sharded_sliced_wasserstein,
 )
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
+from swgmm_jax._stream import fit_stream, host_minibatches
 from swgmm_jax._transport1d import (
     midpoint_levels,
     mixture_cdf,
@@ -59,9 +61,11 @@ __all__ = [
     "fit_em",
     "fit_em_restarts",
     "fit_restarts",
+    "fit_stream",
     "from_moments",
     "initialize",
     "initialize_distributed",
+    "host_minibatches",
     "log_likelihood",
     "make_projection_mesh",
     "midpoint_levels",
