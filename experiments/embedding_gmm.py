@@ -58,8 +58,8 @@ PAPER = {
 # on a 2-core CPU on the digits; "tiny" is for the tests.
 SCALES = {
     "quick": dict(
-        code_dim=16, n_components=10, ae_epochs=40, ae_batch=32, ae_lr=3e-3, ae_warmup=20, adv_weight=1.0,
-        clf_epochs=20, clf_batch=32, clf_lr=1e-3, disc_widths=(64, 128, 64), disc_epochs=40, disc_batch=64,
+        code_dim=32, n_components=10, ae_epochs=40, ae_batch=32, ae_lr=3e-3, ae_warmup=20, adv_weight=0.05,
+        clf_epochs=20, clf_batch=32, clf_lr=3e-3, disc_widths=(64, 128, 64), disc_epochs=40, disc_batch=64,
         disc_lr=1e-3, samples_per_component=1000, n_seeds=5, polish_steps=100, em_max_iter=100,
         sw_presets=("default", "tuned"), image_channels=(16, 32, 64, 64),
     ),
@@ -80,9 +80,15 @@ SCALES = {
 # SW settings tried. "default" is FitConfig() as shipped; "tuned" follows the
 # independent implementation's 64-d digits finding (lr 0.1, 3,000 steps, 64
 # projections, variance floor 0.01 in standardised units).
+_FLOOR = dict(reg_covar=1e-2)
 SW_PRESETS = {
     "default": sw.FitConfig(),
-    "tuned": sw.FitConfig(n_steps=3000, n_projections=64, learning_rate=0.1, reg_covar=1e-2),
+    "default_floor": sw.FitConfig(**_FLOOR),
+    "fast": sw.FitConfig(n_steps=1000, n_projections=32, learning_rate=0.1, **_FLOOR),
+    "medium": sw.FitConfig(n_steps=1500, n_projections=64, learning_rate=0.1, **_FLOOR),
+    "tuned": sw.FitConfig(n_steps=3000, n_projections=64, learning_rate=0.1, **_FLOOR),
+    "tuned_fixed_weights": sw.FitConfig(n_steps=3000, n_projections=64, learning_rate=0.1, learn_weights=False,
+                                        **_FLOOR),
     "tiny": sw.FitConfig(n_steps=5, n_projections=4, n_levels=16),
 }
 
@@ -152,41 +158,59 @@ def _load_tree(path: pathlib.Path, like):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def train_networks(data, arch, s, ae_seed, cache_dir, progress=True) -> tuple[dict, dict]:
-    """Autoencoder and classifier, loaded from the cache when trained before with the same settings."""
-    keys = ("ae_epochs", "ae_batch", "ae_lr", "ae_warmup", "adv_weight", "clf_epochs", "clf_batch", "clf_lr")
-    tag = _fingerprint(data.train_images, data.train_labels if data.train_labels is not None else 0, arch,
-                       {k: s[k] for k in keys}, ae_seed)
-    path = None if cache_dir is None else pathlib.Path(cache_dir) / f"embedding_{data.name}_nets_{tag}.npz"
+def _cached(cache_dir, name, tag, like, train):
+    """``train() -> (params, meta)``, or the stored result of an earlier identical call."""
+    path = None if cache_dir is None else pathlib.Path(cache_dir) / f"{name}_{tag}.npz"
     meta_path = None if path is None else path.with_suffix(".json")
-    k_ae, k_clf = jax.random.split(jax.random.key(ae_seed))
-    shape = arch.image_shape
-    like = {
-        "encoder": _nets.param_shapes(arch.encoder, shape),
-        "decoder": _nets.param_shapes(arch.decoder, (arch.code_dim,)),
-        "image_discriminator": _nets.param_shapes(arch.image_discriminator, shape),
-        "classifier": _nets.param_shapes(arch.classifier, shape) if data.train_labels is not None else [],
-    }
     if path is not None and path.exists() and meta_path.exists():
-        print(f"loaded networks from {path}", flush=True)
+        print(f"loaded {path}", flush=True)
         return _load_tree(path, like), {**_common.load_json(meta_path), "cached": True}
-    t0 = time.perf_counter()
-    params, hist = _nets.train_autoencoder(
-        k_ae, data.train_images, arch, epochs=s["ae_epochs"], batch_size=s["ae_batch"], lr=s["ae_lr"],
-        adv_weight=s["adv_weight"], warmup_epochs=s["ae_warmup"], progress=progress)
-    meta = {"ae_seconds": time.perf_counter() - t0, "ae_history_last": hist[-1] if hist else None,
-            "ae_history_mae": [h["mae"] for h in hist]}
-    params["classifier"] = []
-    if data.train_labels is not None:
-        t0 = time.perf_counter()
-        params["classifier"], chist = _nets.train_classifier(
-            k_clf, data.train_images, data.train_labels, arch.classifier, epochs=s["clf_epochs"],
-            batch_size=s["clf_batch"], lr=s["clf_lr"], progress=progress)
-        meta.update(classifier_seconds=time.perf_counter() - t0, classifier_history_last=chist[-1] if chist else None)
+    params, meta = train()
     if path is not None:
         _save_tree(path, params)
         _common.atomic_write_json(meta_path, meta)
     return params, {**meta, "cached": False}
+
+
+def train_networks(data, arch, s, ae_seed, cache_dir, progress=True) -> tuple[dict, dict]:
+    """Autoencoder and classifier, each loaded from the cache when trained before with the same settings."""
+    k_ae, k_clf = jax.random.split(jax.random.key(ae_seed))
+    shape = arch.image_shape
+    ae_keys = ("ae_epochs", "ae_batch", "ae_lr", "ae_warmup", "adv_weight")
+    ae_tag = _fingerprint(data.train_images, arch.encoder, arch.decoder, arch.image_discriminator,
+                          {k: s[k] for k in ae_keys}, ae_seed)
+    like = {"encoder": _nets.param_shapes(arch.encoder, shape),
+            "decoder": _nets.param_shapes(arch.decoder, (arch.code_dim,)),
+            "image_discriminator": _nets.param_shapes(arch.image_discriminator, shape)}
+
+    def train_ae():
+        t0 = time.perf_counter()
+        params, hist = _nets.train_autoencoder(
+            k_ae, data.train_images, arch, epochs=s["ae_epochs"], batch_size=s["ae_batch"], lr=s["ae_lr"],
+            adv_weight=s["adv_weight"], warmup_epochs=s["ae_warmup"], progress=progress)
+        return params, {"ae_seconds": time.perf_counter() - t0, "ae_history_last": hist[-1] if hist else None,
+                        "ae_history_mae": [h["mae"] for h in hist]}
+
+    nets, meta = _cached(cache_dir, f"embedding_{data.name}_ae", ae_tag, like, train_ae)
+    meta = {"ae_cached": meta.pop("cached"), **meta}
+    nets["classifier"] = []
+    if data.train_labels is not None:
+        clf_keys = ("clf_epochs", "clf_batch", "clf_lr")
+        clf_tag = _fingerprint(data.train_images, data.train_labels, arch.classifier, {k: s[k] for k in clf_keys},
+                               ae_seed)
+
+        def train_clf():
+            t0 = time.perf_counter()
+            params, hist = _nets.train_classifier(
+                k_clf, data.train_images, data.train_labels, arch.classifier, epochs=s["clf_epochs"],
+                batch_size=s["clf_batch"], lr=s["clf_lr"], progress=progress)
+            return params, {"classifier_seconds": time.perf_counter() - t0,
+                            "classifier_history_last": hist[-1] if hist else None}
+
+        nets["classifier"], cmeta = _cached(cache_dir, f"embedding_{data.name}_classifier", clf_tag,
+                                            _nets.param_shapes(arch.classifier, shape), train_clf)
+        meta.update(classifier_cached=cmeta.pop("cached"), **cmeta)
+    return nets, meta
 
 
 # --------------------------------------------------------------------------- GMM fits and metrics
@@ -210,7 +234,17 @@ _sample = jax.jit(sw.sample, static_argnums=2)
 _log_likelihood = jax.jit(sw.log_likelihood)
 
 
-def fit_methods(seed: int, codes: np.ndarray, s: dict, presets, init_method: str):
+def method_names(presets, polish: str) -> list[str]:
+    """``em``, then ``sw_<preset>`` for each preset, each followed by ``sw_<preset>+em`` where polished."""
+    names = ["em"]
+    for i, p in enumerate(presets):
+        names.append(f"sw_{p}")
+        if polish == "all" or (polish == "last" and i == len(presets) - 1):
+            names.append(f"sw_{p}+em")
+    return names
+
+
+def fit_methods(seed: int, codes: np.ndarray, s: dict, methods, init_method: str):
     """All GMM fits of one seed, from one shared initial GMM. Returns ``{name: (params, info)}``."""
     k_init, k_em, k_sw = jax.random.split(jax.random.key(seed), 3)
     x = jnp.asarray(codes)
@@ -223,13 +257,15 @@ def fit_methods(seed: int, codes: np.ndarray, s: dict, presets, init_method: str
     jax.block_until_ready(res.params)
     fits["em"] = (res.params, {"seconds": time.perf_counter() - t0, "n_iter": int(res.n_iter),
                                "converged": bool(res.converged)})
-    for name in presets:
+    for name in [m[3:] for m in methods if m.startswith("sw_") and not m.endswith("+em")]:
         cfg = dataclasses.replace(SW_PRESETS[name], init=init_method)
         t0 = time.perf_counter()
         r = sw.fit(k_sw, x, K, cfg, init=init)
         jax.block_until_ready(r.params)
         dt = time.perf_counter() - t0
         fits[f"sw_{name}"] = (r.params, {"seconds": dt, "final_loss": float(jnp.mean(r.loss_history[-50:]))})
+        if f"sw_{name}+em" not in methods:
+            continue
         t0 = time.perf_counter()
         polished = sw.polish_em(r.params, x, s["polish_steps"])
         jax.block_until_ready(polished)
@@ -277,7 +313,8 @@ def evaluate(params, seed, arch, nets, codes_train, codes_test, n_classes, s, pr
 # --------------------------------------------------------------------------- summary, table, figure
 
 
-SUMMARY_KEYS = ("purity", "purity_weighted", "fooling_rate", "disc_error_on_fake", "loglik_test", "sw2_test", "seconds")
+SUMMARY_KEYS = ("purity", "purity_weighted", "fooling_rate", "disc_error_on_fake", "loglik_test", "sw2_test", "seconds",
+                "eval_seconds")
 
 
 def summarize(seeds: dict, methods) -> dict:
@@ -329,6 +366,29 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_paper_table(result: dict) -> str:
+    """The paper's layout (Section 4.2 text and Figure 6): EM-GMM vs SW-GMM, paper rows then this run.
+
+    SW-GMM here is the last SW preset of the run (pure SW, no EM polish).
+    """
+    summ, name = result["summary"], result["settings"]["dataset"]
+    sw_m = f"sw_{result['settings']['sw_presets'][-1]}"
+
+    def cell(m, key):
+        st = summ.get(m, {}).get(key)
+        return "-" if st is None else f"{100 * st['mean']:.2f}% ± {100 * st['std']:.2f}%"
+
+    lines = [f"{'Fooling rate':<28}{'EM-GMM':>18}{'SW-GMM':>18}"]
+    for ds, v in PAPER["fooling_rate"].items():
+        lines.append(f"{ds + ' (paper)':<28}" + "".join(f"{f'{100 * a:.2f}% ± {100 * b:.2f}%':>18}" for a, b in (v["em"], v["sw"])))
+    lines.append(f"{name + ' (this run)':<28}{cell('em', 'fooling_rate'):>18}{cell(sw_m, 'fooling_rate'):>18}")
+    if "purity" in summ.get("em", {}):
+        lines.append(f"{'Component purity':<28}")
+        lines.append(f"{'MNIST (paper)':<28}{'80.48%':>18}{'86.98%':>18}")
+        lines.append(f"{name + ' (this run)':<28}{cell('em', 'purity'):>18}{cell(sw_m, 'purity'):>18}")
+    return "\n".join(lines)
+
+
 def save_figure(path, fig_fits: dict, arch, nets, data, s, seed, n_cols=10, red_below=0.7):
     """Decoded samples per component, one panel per method (the paper's Figures 4/5)."""
     import matplotlib
@@ -338,13 +398,14 @@ def save_figure(path, fig_fits: dict, arch, nets, data, s, seed, n_cols=10, red_
 
     methods = list(fig_fits)
     K = s["n_components"]
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods) * n_cols / 10, 0.36 * K * 10 / n_cols + 0.9),
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 3.0 * K / n_cols + 1.0),
                              squeeze=False)
     k_pur = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), 5)[0]
     for ax, m in zip(axes[0], methods):
         params, info = fig_fits[m]
         z = sample_components(params, k_pur, s["samples_per_component"])[:, :n_cols].reshape(K * n_cols, -1)
         imgs = _nets.predict(nets["decoder"], arch.decoder, z)
+        imgs = np.pad(imgs, ((0, 0), (0, 1), (0, 1), (0, 0)))  # a blank line between images
         h, w, c = imgs.shape[1:]
         grid = imgs.reshape(K, n_cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(K * h, n_cols * w, c)
         ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray_r" if c == 1 else None, vmin=0, vmax=1,
@@ -401,6 +462,8 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=("kmeans++", "random_from_data"), default="kmeans++",
                    help="initial GMM shared by EM and SW")
     p.add_argument("--sw-presets", default=None, help=f"comma list from {sorted(SW_PRESETS)}")
+    p.add_argument("--polish", choices=("last", "all", "none"), default="last",
+                   help="which SW presets also get EM iterations after the SW fit (sw_<preset>+em)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -435,10 +498,10 @@ def main(argv=None) -> dict:
     suffix = "" if args.scale == "quick" else f"_{args.scale}"
     out = pathlib.Path(args.out) if args.out else _common.RESULTS / f"embedding_{data.name}{suffix}.json"
     fig_path = pathlib.Path(args.figure) if args.figure else out.with_name(out.stem + "_samples.png")
-    methods = ["em"] + [m for p in s["sw_presets"] for m in (f"sw_{p}", f"sw_{p}+em")]
+    methods = method_names(s["sw_presets"], args.polish)
     settings = {
         "dataset": data.name, "image_shape": list(arch.image_shape), "n_train": int(len(data.train_images)),
-        "n_test": int(len(data.test_images)), "ae_seed": args.ae_seed, "init": args.init,
+        "n_test": int(len(data.test_images)), "ae_seed": args.ae_seed, "init": args.init, "polish": args.polish,
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "n_seeds"},
         "sw_configs": {p: _config_dict(SW_PRESETS[p]) for p in s["sw_presets"]},
         "em_config": _config_dict(sw.EMConfig(max_iter=s["em_max_iter"], init=args.init)),
@@ -475,6 +538,8 @@ def main(argv=None) -> dict:
     print("embedding: " + ", ".join(f"{k}={v:.4g}" for k, v in emb.items() if isinstance(v, float)), flush=True)
 
     fig_seed = seeds[0]
+    last = f"sw_{s['sw_presets'][-1]}"
+    fig_methods = [m for m in ("em", last, last + "+em") if m in methods]
     fig_cache = (pathlib.Path(args.cache_dir) / f"{out.stem}_figure_seed{fig_seed}.npz") if args.cache_dir else None
     fig_fits = None
     todo = [sd for sd in seeds if not (args.resume and str(sd) in result["seeds"])]
@@ -486,17 +551,18 @@ def main(argv=None) -> dict:
 
         bar = tqdm(total=len(todo), desc="seeds")
     for seed in todo:
-        fits = fit_methods(seed, codes_train, s, s["sw_presets"], args.init)
+        fits = fit_methods(seed, codes_train, s, methods, args.init)
         row = {}
         for m, (params, finfo) in fits.items():
+            t0 = time.perf_counter()
             ev = evaluate(params, seed, arch, nets, codes_train, codes_test, data.n_classes, s)
-            row[m] = {**finfo, **ev}
+            row[m] = {**finfo, **ev, "eval_seconds": time.perf_counter() - t0}
         result["seeds"][str(seed)] = row
         result["summary"] = summarize(result["seeds"], methods)
         result["runtime_seconds_last_run"] = time.perf_counter() - t_start
         _common.atomic_write_json(out, result)
         if seed == fig_seed:
-            fig_fits = {m: (fits[m][0], row[m]) for m in methods}
+            fig_fits = {m: (fits[m][0], row[m]) for m in fig_methods}
             if fig_cache is not None:
                 _save_tree(fig_cache, {m: fits[m][0] for m in methods})
         if bar is not None:
@@ -507,7 +573,7 @@ def main(argv=None) -> dict:
     if fig_fits is None and fig_cache is not None and fig_cache.exists() and str(fig_seed) in result["seeds"]:
         like = {m: sw.GMMParams(0, 0, 0, 0) for m in methods}  # only the tree structure matters
         stored = _load_tree(fig_cache, like)
-        fig_fits = {m: (stored[m], result["seeds"][str(fig_seed)][m]) for m in methods}
+        fig_fits = {m: (stored[m], result["seeds"][str(fig_seed)][m]) for m in fig_methods}
     if fig_fits is not None:
         save_figure(fig_path, fig_fits, arch, nets, data, s, fig_seed)
         print(f"figure: {fig_path}")
@@ -515,6 +581,8 @@ def main(argv=None) -> dict:
     result["runtime_seconds_last_run"] = time.perf_counter() - t_start
     _common.atomic_write_json(out, result)
     print(format_table(result))
+    print()
+    print(format_paper_table(result))
     print(f"results: {out}  ({result['runtime_seconds_last_run']:.0f} s)")
     return result
 

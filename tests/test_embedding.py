@@ -198,9 +198,10 @@ def test_pipeline_tiny(tmp_path):
     assert {"recon_mae_test", "classifier_accuracy_test"} <= set(saved["embedding"])
     assert (tmp_path / "emb_samples.png").stat().st_size > 0
     assert "fooling rate" in embedding_gmm.format_table(res)
+    assert "this run" in embedding_gmm.format_paper_table(res)
     # --resume: nothing left to do, the networks come from the cache, results unchanged
     res2 = embedding_gmm.main(argv + ["--resume"])
-    assert res2["embedding"]["cached"] is True
+    assert res2["embedding"]["ae_cached"] is True and res2["embedding"]["classifier_cached"] is True
     assert res2["seeds"] == saved["seeds"]
     with pytest.raises(SystemExit):
         embedding_gmm.main(argv + ["--resume", "--components", "2"])
