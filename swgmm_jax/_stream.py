@@ -44,7 +44,7 @@ from swgmm_jax._sliced import sliced_loss
 __all__ = ["fit_stream", "host_minibatches"]
 
 
-def host_minibatches(seed, x, batch_size: int, release_every: int = 64):
+def host_minibatches(seed, x, batch_size: int, release_every: int | None = None):
     """Endless iterator of ``[batch_size, d]`` minibatches of ``x``, drawn with replacement.
 
     ``x`` is any host array indexable by a row-index array (NumPy array or
@@ -52,7 +52,8 @@ def host_minibatches(seed, x, batch_size: int, release_every: int = 64):
     sorted reads are sequential on a memmap). For a memmap, the pages it read
     are handed back every ``release_every`` batches (``madvise(MADV_DONTNEED)``,
     they stay in the page cache): otherwise random reads would, over a long fit,
-    map the whole file into the process's resident memory.
+    map the whole file into the process's resident memory. The default releases
+    once at most 64 MiB of pages (one page per point read) can be mapped.
 
     Args:
       seed: anything ``numpy.random.default_rng`` accepts.
@@ -60,6 +61,8 @@ def host_minibatches(seed, x, batch_size: int, release_every: int = 64):
       batch_size: points per batch.
       release_every: memmap only; batches between page releases.
     """
+    if release_every is None:
+        release_every = max(1, (64 << 20) // (batch_size * mmap.PAGESIZE))
     rng = np.random.default_rng(seed)
     n = x.shape[0]
     mapped = getattr(x, "_mmap", None) if isinstance(x, np.memmap) else None
