@@ -117,8 +117,10 @@ def main(argv=None):
     print(f"data: {args.n} x {args.d} float32 ({path.stat().st_size / 2**20:.0f} MiB file) in {gen_s:.1f} s; "
           f"peak RSS {rss['after_data_peak_mb']:.0f} MB", flush=True)
 
-    # Same initialisation for every fit: k-means++ on 20,000 points of the data.
-    init_sample = np.asarray(next(sw.host_minibatches(3, data, 20_000)))
+    # Same initialisation for every fit and every n: k-means++ on 20,000 fresh
+    # points of the same distribution (fixed seed), so runs at different n differ
+    # by their data only.
+    init_sample = sample(20_000, gmm, seed=3)
     init = sw.initialize(jax.random.key(3), init_sample, args.k, method="kmeans++")
     eval_key = jax.random.key(99)
     out = {"run": info, "n": args.n, "d": args.d, "k": args.k, "steps": args.steps, "chunk_steps": args.chunk,

@@ -29,13 +29,17 @@ def test_memmap_source_equals_array(blobs, tmp_path):
     path = tmp_path / "x.f32"
     blobs.tofile(path)
     mm = np.memmap(path, dtype=np.float32, mode="r", shape=blobs.shape)
-    # The page release path runs every other batch here.
-    for u, v in zip(sw.host_minibatches(7, mm, 100, release_every=2), sw.host_minibatches(7, blobs, 100)):
-        np.testing.assert_array_equal(u, v)
-        break
-    batches = [b for b, _ in zip(sw.host_minibatches(7, mm, 100, release_every=2), range(5))]
-    ref = [b for b, _ in zip(sw.host_minibatches(7, blobs, 100), range(5))]
-    np.testing.assert_array_equal(np.stack(batches), np.stack(ref))
+    # Memmaps are read with pread: same rows as indexing the array, for the
+    # whole map, a row slice (offset) and a column slice (rows of 2 values at a
+    # 4-byte file offset, 12-byte stride).
+    for src, ref_x in ((mm, blobs), (mm[1000:], blobs[1000:]), (mm[:, 1:], blobs[:, 1:])):
+        batches = [b for b, _ in zip(sw.host_minibatches(7, src, 100), range(5))]
+        ref = [b for b, _ in zip(sw.host_minibatches(7, ref_x, 100), range(5))]
+        np.testing.assert_array_equal(np.stack(batches), np.stack(ref))
+    mm_off = np.memmap(path, dtype=np.float32, mode="r", shape=(5000, 3), offset=12 * 1000)
+    got = np.stack([b for b, _ in zip(sw.host_minibatches(8, mm_off, 64), range(3))])
+    want = np.stack([b for b, _ in zip(sw.host_minibatches(8, blobs[1000:], 64), range(3))])
+    np.testing.assert_array_equal(got, want)
     a = sw.fit_stream(jax.random.key(0), mm, 2, CFG, chunk_steps=30)
     b = sw.fit_stream(jax.random.key(0), blobs, 2, CFG, chunk_steps=30)
     np.testing.assert_array_equal(a.params.means, b.params.means)
