@@ -7,7 +7,7 @@ ways, both reduced here to pure functions of labels and scores:
   classified; a component is pure when all its samples get the same class.
 * **fooling rate**: a discriminator is trained to tell real points from GMM
   samples; its error rate on held-out points measures how well the GMM imitates
-  the data (0.5 at best for a balanced test set).
+  the data (0.5, chance level, when samples and data are indistinguishable).
 
 The networks themselves (decoder, classifier, discriminator) are outside the
 package (``experiments/_nets.py``); these functions only see their outputs.
@@ -97,7 +97,8 @@ def fooling_rate(
     of the error on real points (called fake) and on fake points (called real),
     so unequal test set sizes do not tilt it; with equal sizes it equals the
     plain error rate. A perfect imitation of the data leaves any discriminator
-    at chance, a fooling rate of 0.5; a perfect discriminator scores 0.
+    at chance, a fooling rate of 0.5 in expectation (finite test sets scatter
+    around it, above included); a perfect discriminator scores 0.
 
     Args:
       real_scores: ``[n_real]`` discriminator outputs on held-out data points.
