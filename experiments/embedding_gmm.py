@@ -607,6 +607,8 @@ def main(argv=None) -> dict:
         print(f"figure: {fig_path}")
     result["summary"] = summarize(result["seeds"], methods)
     result["runtime_seconds_last_run"] = time.perf_counter() - t_start
+    result.setdefault("runs", []).append({"time": info["time"], "seconds": result["runtime_seconds_last_run"],
+                                          "seeds_run": todo, "networks_cached": bool(emb.get("ae_cached"))})
     _common.atomic_write_json(out, result)
     print(format_table(result))
     print()
