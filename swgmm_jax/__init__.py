@@ -9,7 +9,8 @@ Mixture Models", CVPR 2018. The package follows the method's pipeline:
 * ``_sliced``: the sliced Wasserstein loss;
 * ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline;
 * ``_sharding``: projections and restarts split across devices and processes;
-* ``_stream``: fits on host data streamed to the device in minibatches.
+* ``_stream``: fits on host data streamed to the device in minibatches;
+* ``_metrics``: component purity and fooling rate of the embedding study.
 """
 
 from swgmm_jax._config import EMConfig, FitConfig
@@ -34,6 +35,7 @@ from swgmm_jax._sharding import (
     sharded_sliced_wasserstein,
 )
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
+from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._stream import fit_stream, host_minibatches
 from swgmm_jax._transport1d import (
     midpoint_levels,
@@ -55,6 +57,7 @@ __all__ = [
     "FitResult",
     "GMMParams",
     "component_log_prob",
+    "component_purity",
     "datasets",
     "em_step",
     "fit",
@@ -62,6 +65,7 @@ __all__ = [
     "fit_em_restarts",
     "fit_restarts",
     "fit_stream",
+    "fooling_rate",
     "from_moments",
     "initialize",
     "initialize_distributed",
