@@ -114,9 +114,9 @@ def reference():
     ns = {}
     exec(_COMMON, ns)
     x, params = ns["data"]()
-    loss, grad = jax.value_and_grad(
-        lambda pr: sw.sliced_loss(pr, x, jax.random.key(1), n_projections=10, n_levels=16)
-    )(params)
+    loss, grad = jax.jit(jax.value_and_grad(
+        lambda pr, xx: sw.sliced_loss(pr, xx, jax.random.key(1), n_projections=10, n_levels=16)
+    ))(params, x)
     res = sw.fit(jax.random.key(2), x, 2, ns["CFG"], mesh=None)
     rres = sw.fit_restarts(jax.random.key(3), x, 2, 3, ns["RCFG"], mesh=None)
     return dict(loss=float(loss), grad_means=np.asarray(grad.means), fit_means=np.asarray(res.params.means),

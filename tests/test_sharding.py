@@ -136,6 +136,10 @@ def test_sharded_loss_one_device_equals_unsharded(key):
     x = jax.random.normal(key, (50, 2))
     params = sw.initialize(jax.random.key(1), x, 2)
     mesh = sw.make_projection_mesh(jax.devices()[:1])
-    a = sw.sharded_sliced_loss(params, x, jax.random.key(2), mesh, n_projections=3, n_levels=8)
-    b = sw.sliced_loss(params, x, jax.random.key(2), n_projections=3, n_levels=8, sort="xla")
+    a = jax.jit(lambda pr, xx: sw.sharded_sliced_loss(pr, xx, jax.random.key(2), mesh, n_projections=3, n_levels=8))(
+        params, x
+    )
+    b = jax.jit(lambda pr, xx: sw.sliced_loss(pr, xx, jax.random.key(2), n_projections=3, n_levels=8, sort="xla"))(
+        params, x
+    )
     np.testing.assert_allclose(a, b, rtol=1e-6)
