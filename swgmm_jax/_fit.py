@@ -66,6 +66,43 @@ def _optimizer(config: FitConfig) -> optax.GradientTransformation:
     )
 
 
+def _step_fn(config: FitConfig, merge, mesh):
+    """The optimiser and one RMSProp step ``(carry, (x_batch, key)) -> (carry, loss)``."""
+    opt = _optimizer(config)
+
+    def loss_fn(t, xb, k):
+        if mesh is not None:
+            return _sharding.sharded_sliced_loss(
+                merge(t), xb, k, mesh, n_projections=config.n_projections, p=config.p,
+                n_levels=config.n_levels, quantile_iters=config.quantile_iters,
+            )
+        return sliced_loss(
+            merge(t), xb, k, n_projections=config.n_projections, p=config.p,
+            n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
+        )
+
+    def step(carry, inputs):
+        t, opt_state = carry
+        xb, k = inputs
+        loss, grads = jax.value_and_grad(loss_fn)(t, xb, k)
+        updates, opt_state = opt.update(grads, opt_state, t)
+        return (optax.apply_updates(t, updates), opt_state), loss
+
+    return opt, step
+
+
+def _split(params0, learn_weights):
+    """Trainable part of the params (no floor; no logits if weights are fixed), and the merge back."""
+    reg = params0.reg_covar
+    fixed = None if learn_weights else params0.logits
+    trainable = params0._replace(reg_covar=None, logits=None if fixed is not None else params0.logits)
+
+    def merge(t):
+        return GMMParams(t.logits if fixed is None else fixed, t.means, t.scale_tril, reg)
+
+    return trainable, merge
+
+
 def _fit_single(key, x, init, n_components: int, config: FitConfig, mesh=None) -> FitResult:
     dtype = x.dtype
     if config.standardize:
@@ -81,34 +118,14 @@ def _fit_single(key, x, init, n_components: int, config: FitConfig, mesh=None) -
         std = _rescale(init, -c / s, 1.0 / s)
         params0 = _from_moments(*to_moments(std), reg)  # re-floor at this fit's reg_covar
 
-    fixed_logits = None if config.learn_weights else params0.logits
-    trainable = params0._replace(reg_covar=None, logits=None if fixed_logits is not None else params0.logits)
-
-    def merge(t):
-        logits = t.logits if fixed_logits is None else fixed_logits
-        return GMMParams(logits, t.means, t.scale_tril, reg)
-
-    opt = _optimizer(config)
+    trainable, merge = _split(params0, config.learn_weights)
+    opt, step_on = _step_fn(config, merge, mesh)
     n = xs.shape[0]
 
-    def loss_fn(t, k):
+    def step(carry, k):
         k_batch, k_loss = jax.random.split(k)
         xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
-        if mesh is not None:  # projections sharded over the mesh's devices
-            return _sharding.sharded_sliced_loss(
-                merge(t), xb, k_loss, mesh, n_projections=config.n_projections, p=config.p,
-                n_levels=config.n_levels, quantile_iters=config.quantile_iters,
-            )
-        return sliced_loss(
-            merge(t), xb, k_loss, n_projections=config.n_projections, p=config.p,
-            n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
-        )
-
-    def step(carry, k):
-        t, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(t, k)
-        updates, opt_state = opt.update(grads, opt_state, t)
-        return (optax.apply_updates(t, updates), opt_state), loss
+        return step_on(carry, (xb, k_loss))
 
     keys = jax.random.split(k_loop, config.n_steps)
     (t, _), losses = jax.lax.scan(step, (trainable, opt.init(trainable)), keys)

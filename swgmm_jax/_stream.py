@@ -33,14 +33,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from swgmm_jax import _sharding, _validation
 from swgmm_jax._config import FitConfig
-from swgmm_jax._fit import FitResult, _optimizer, _rescale, standardizer
+from swgmm_jax._fit import FitResult, _optimizer, _rescale, _split, _step_fn, standardizer
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, to_moments
-from swgmm_jax._sliced import sliced_loss
 
 __all__ = ["fit_stream", "host_minibatches"]
 
@@ -91,42 +89,6 @@ def host_minibatches(seed, x, batch_size: int):
             yield np.frombuffer(buf, x.dtype).reshape(batch_size, d)
     finally:
         os.close(fd)
-
-
-def _step_fn(config: FitConfig, merge, mesh):
-    opt = _optimizer(config)
-
-    def loss_fn(t, xb, k):
-        if mesh is not None:
-            return _sharding.sharded_sliced_loss(
-                merge(t), xb, k, mesh, n_projections=config.n_projections, p=config.p,
-                n_levels=config.n_levels, quantile_iters=config.quantile_iters,
-            )
-        return sliced_loss(
-            merge(t), xb, k, n_projections=config.n_projections, p=config.p,
-            n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
-        )
-
-    def step(carry, inputs):
-        t, opt_state = carry
-        xb, k = inputs
-        loss, grads = jax.value_and_grad(loss_fn)(t, xb, k)
-        updates, opt_state = opt.update(grads, opt_state, t)
-        return (optax.apply_updates(t, updates), opt_state), loss
-
-    return opt, step
-
-
-def _split(params0, learn_weights):
-    """Trainable part of the params, and the merge back (as in ``fit``)."""
-    reg = params0.reg_covar
-    fixed = None if learn_weights else params0.logits
-    trainable = params0._replace(reg_covar=None, logits=None if fixed is not None else params0.logits)
-
-    def merge(t):
-        return GMMParams(t.logits if fixed is None else fixed, t.means, t.scale_tril, reg)
-
-    return trainable, merge
 
 
 def _start(key, x0, init, n_components, config):
