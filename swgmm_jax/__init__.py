@@ -7,7 +7,8 @@ Mixture Models", CVPR 2018. The package follows the method's pipeline:
 * ``_projections``: random directions, slices of data and of the GMM;
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
 * ``_sliced``: the sliced Wasserstein loss;
-* ``_fit``: the RMSProp fit loop and restarts; ``_em``: the EM baseline;
+* ``_fit``: the RMSProp fit loop and restarts; ``_relocate``: merge-and-relocate
+  moves out of its local minima; ``_em``: the EM baseline;
 * ``_sharding``: projections and restarts split across devices and processes;
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_metrics``: component purity and fooling rate of the embedding study.
@@ -27,6 +28,7 @@ from swgmm_jax._params import (
     sample,
     to_moments,
 )
+from swgmm_jax._relocate import merge_relocate
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._sharding import (
     initialize_distributed,
@@ -72,6 +74,7 @@ __all__ = [
     "host_minibatches",
     "log_likelihood",
     "make_projection_mesh",
+    "merge_relocate",
     "midpoint_levels",
     "mixture_cdf",
     "mixture_logpdf",

@@ -20,6 +20,7 @@ from swgmm_jax._config import EMConfig
 from swgmm_jax._fit import _check_fit_args
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, log_prob_from_moments, to_moments
+from swgmm_jax._relocate import merge_relocate
 
 __all__ = ["EMResult", "fit_em", "fit_em_restarts", "polish_em", "em_step"]
 
@@ -33,12 +34,18 @@ class EMResult(NamedTuple):
         each iteration, the last value repeated after convergence.
       n_iter: iterations run.
       converged: whether the ``tol`` criterion was met.
+      relocation_nll: ``[relocations]`` negative mean log-likelihood of the kept
+        parameters after each merge-and-relocate round (non-increasing);
+        ``None`` without relocations.
+      relocation_accepted: ``[relocations]`` whether each round's move was kept.
     """
 
     params: GMMParams
     loss_history: jax.Array
     n_iter: jax.Array
     converged: jax.Array
+    relocation_nll: jax.Array | None = None
+    relocation_accepted: jax.Array | None = None
 
 
 def em_step(x, moments, reg_covar):
@@ -87,8 +94,16 @@ def _fit_em_single(key, x, init, n_components: int, config: EMConfig) -> EMResul
         params0 = _initialize(key, xc, n_components, config.init, config.init_cov_scale, config.reg_covar)
     else:
         params0 = _shift(init, -c)
-    moments0 = to_moments(params0)
-    hist0 = jnp.full((config.max_iter,), jnp.nan, x.dtype)
+    moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config)
+    if not config.relocations:
+        return EMResult(_shift(_from_moments(*moments, reg), c), hist, n_iter, conv)
+    params, nll, accepted = _relocation_rounds(jax.random.fold_in(key, 1), xc, moments, reg, config)
+    return EMResult(_shift(params, c), hist, n_iter, conv, nll, accepted)
+
+
+def _em_loop(xc, moments0, reg, config: EMConfig):
+    """EM iterations until ``tol`` or ``max_iter``: ``(moments, n_iter, converged, history)``."""
+    hist0 = jnp.full((config.max_iter,), jnp.nan, xc.dtype)
 
     def cond(carry):
         _, _, it, conv, _ = carry
@@ -99,11 +114,34 @@ def _fit_em_single(key, x, init, n_components: int, config: EMConfig) -> EMResul
         moments, ll = em_step(xc, moments, reg)
         return moments, ll, it + 1, jnp.abs(ll - prev) < config.tol, hist.at[it].set(-ll)
 
-    init_carry = (moments0, jnp.asarray(-jnp.inf, x.dtype), jnp.int32(0), jnp.bool_(False), hist0)
+    init_carry = (moments0, jnp.asarray(-jnp.inf, xc.dtype), jnp.int32(0), jnp.bool_(False), hist0)
     moments, _, n_iter, conv, hist = jax.lax.while_loop(cond, body, init_carry)
     hist = jnp.where(jnp.arange(config.max_iter) < n_iter, hist, hist[n_iter - 1])
-    params = _shift(_from_moments(*moments, reg), c)
-    return EMResult(params, hist, n_iter, conv)
+    return moments, n_iter, conv, hist
+
+
+def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
+    """Merge-and-relocate rounds, each run to convergence and kept only if the likelihood rose."""
+
+    def nll(m):
+        return -jnp.mean(logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1))
+
+    def one_round(carry, k):
+        current, best = carry
+        proposal = merge_relocate(
+            _from_moments(*current, reg), xc, k, temperature=config.relocation_temperature,
+            cov_scale=config.init_cov_scale,
+        )
+        proposal = _em_loop(xc, to_moments(proposal), reg, config)[0]
+        value = nll(proposal)
+        keep = value < best
+        current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
+        best = jnp.where(keep, value, best)
+        return (current, best), (best, keep)
+
+    keys = jax.random.split(key, config.relocations)
+    (moments, _), (values, accepted) = jax.lax.scan(one_round, (moments, nll(moments)), keys)
+    return _from_moments(*moments, reg), values, accepted
 
 
 _fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components", "config"))

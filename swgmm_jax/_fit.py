@@ -19,6 +19,7 @@ from swgmm_jax import _sharding, _validation
 from swgmm_jax._config import FitConfig
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, log_likelihood, to_moments
+from swgmm_jax._relocate import merge_relocate
 from swgmm_jax._sliced import sliced_loss
 
 __all__ = ["FitResult", "fit", "fit_restarts", "select_best", "standardizer"]
@@ -31,10 +32,16 @@ class FitResult(NamedTuple):
       params: fitted ``GMMParams`` in the caller's units.
       loss_history: ``[n_steps]`` estimate of ``SW_p^p`` (caller's units) at each
         step, each on that step's own random directions.
+      relocation_sw: ``[relocations]`` the acceptance test's ``SW_p^p``
+        (caller's units) of the kept parameters after each merge-and-relocate
+        round (non-increasing); ``None`` without relocations.
+      relocation_accepted: ``[relocations]`` whether each round's move was kept.
     """
 
     params: GMMParams
     loss_history: jax.Array
+    relocation_sw: jax.Array | None = None
+    relocation_accepted: jax.Array | None = None
 
 
 def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -118,18 +125,61 @@ def _fit_single(key, x, init, n_components: int, config: FitConfig, mesh=None) -
         std = _rescale(init, -c / s, 1.0 / s)
         params0 = _from_moments(*to_moments(std), reg)  # re-floor at this fit's reg_covar
 
-    trainable, merge = _split(params0, config.learn_weights)
-    opt, step_on = _step_fn(config, merge, mesh)
-    n = xs.shape[0]
+    def run(params0, key, config):
+        """``config.n_steps`` RMSProp steps from ``params0``, fresh optimiser state."""
+        trainable, merge = _split(params0, config.learn_weights)
+        opt, step_on = _step_fn(config, merge, mesh)
+        n = xs.shape[0]
 
-    def step(carry, k):
-        k_batch, k_loss = jax.random.split(k)
-        xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
-        return step_on(carry, (xb, k_loss))
+        def step(carry, k):
+            k_batch, k_loss = jax.random.split(k)
+            xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
+            return step_on(carry, (xb, k_loss))
 
-    keys = jax.random.split(k_loop, config.n_steps)
-    (t, _), losses = jax.lax.scan(step, (trainable, opt.init(trainable)), keys)
-    return FitResult(_rescale(merge(t), c, s), losses * s**config.p)
+        keys = jax.random.split(key, config.n_steps)
+        (t, _), losses = jax.lax.scan(step, (trainable, opt.init(trainable)), keys)
+        return merge(t), losses
+
+    params, losses = run(params0, k_loop, config)
+    if not config.relocations:
+        return FitResult(_rescale(params, c, s), losses * s**config.p)
+    params, sw_rounds, accepted = _relocation_rounds(jax.random.fold_in(key, 1), xs, params, config, mesh, run)
+    return FitResult(_rescale(params, c, s), losses * s**config.p, sw_rounds * s**config.p, accepted)
+
+
+def _relocation_rounds(key, xs, params, config: FitConfig, mesh, run):
+    """``config.relocations`` merge-and-relocate rounds, each kept only if ``SW_p^p`` went down."""
+    refine = dataclasses.replace(
+        config, n_steps=config.relocation_steps, learning_rate=config.relocation_lr, lr_schedule="cosine"
+    )
+    k_eval, k_rounds = jax.random.split(key)
+    eval_kw = dict(
+        n_projections=config.relocation_projections, p=config.p, n_levels=config.relocation_levels,
+        quantile_iters=max(config.quantile_iters, 16),
+    )
+
+    def evaluate(p):  # the same directions and levels in every round
+        if mesh is not None:
+            return _sharding.sharded_sliced_loss(p, xs, k_eval, mesh, **eval_kw)
+        return sliced_loss(p, xs, k_eval, sort=config.sort, **eval_kw)
+
+    def one_round(carry, k):
+        current, best = carry
+        k_move, k_steps = jax.random.split(k)
+        proposal = merge_relocate(
+            current, xs, k_move, temperature=config.relocation_temperature,
+            cov_scale=config.init_cov_scale, keep_weights=not config.learn_weights,
+        )
+        proposal, _ = run(proposal, k_steps, refine)
+        value = evaluate(proposal)
+        keep = value < best
+        current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
+        best = jnp.where(keep, value, best)
+        return (current, best), (best, keep)
+
+    keys = jax.random.split(k_rounds, config.relocations)
+    (params, _), (sw_rounds, accepted) = jax.lax.scan(one_round, (params, evaluate(params)), keys)
+    return params, sw_rounds, accepted
 
 
 _fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config", "mesh"))

@@ -64,6 +64,14 @@ _SCRIPT = textwrap.dedent(
     out["restarts_params"] = maxdiff(ref.params, shd.params)
     out["restarts_loss"] = maxdiff(ref.loss_history, shd.loss_history)
 
+    ccfg = sw.FitConfig(n_steps=20, n_projections=8, n_levels=16, relocations=2, relocation_steps=10,
+                        relocation_projections=10, relocation_levels=16)
+    ref = sw.fit(jax.random.key(4), x, 2, ccfg, mesh=None)
+    shd = sw.fit(jax.random.key(4), x, 2, ccfg)
+    out["reloc_params"] = maxdiff(ref.params, shd.params)
+    out["reloc_sw"] = [np.asarray(ref.relocation_sw).tolist(), np.asarray(shd.relocation_sw).tolist()]
+    out["reloc_accepted"] = [np.asarray(ref.relocation_accepted).tolist(), np.asarray(shd.relocation_accepted).tolist()]
+
     try:
         sw.fit(jax.random.key(2), x, 2, sw.FitConfig(n_steps=5, sort="host"))
         out["host_sort_error"] = None
@@ -114,6 +122,13 @@ def test_sharded_restarts_match_unsharded(four_devices):
     assert four_devices["restarts_shape"] == [6, 2, 3]
     assert four_devices["restarts_params"] < 1e-4
     assert four_devices["restarts_loss"] < 1e-4
+
+
+def test_sharded_relocations_match_unsharded(four_devices):
+    ref_acc, shd_acc = four_devices["reloc_accepted"]
+    assert ref_acc == shd_acc
+    np.testing.assert_allclose(*four_devices["reloc_sw"], rtol=1e-5)
+    assert four_devices["reloc_params"] < 1e-4
 
 
 def test_host_sort_rejected_when_sharded(four_devices):

@@ -1,0 +1,95 @@
+"""Merge-and-relocate moves: a way out of the SW fit's local minima.
+
+A local minimum of the sliced loss typically has the wrong *number* of
+components on some part of the data (two components sharing one cluster,
+while another cluster is covered by a single wide one): moving a component
+across would raise the loss on the way, so gradient steps never do it.
+
+One move (:func:`merge_relocate`) merges a redundant pair into one
+moment-matched component and re-seeds the freed component at a data point;
+the fit then refines the proposal with a short run of RMSProp steps and keeps
+it only if the sliced distance on fixed evaluation directions went down
+(``FitConfig.relocations``). The redundancy of a pair is the cosine similarity
+of the two components' responsibility vectors over the data (the merge
+criterion of split-and-merge EM, Ueda et al., Neural Computation 2000); the
+pair is drawn at random with probability ``softmax(similarity / temperature)``,
+so that a rejected move is not proposed again identically.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from swgmm_jax._params import GMMParams, _from_moments, component_log_prob, to_moments
+
+__all__ = ["merge_relocate"]
+
+
+def _pair_scores(params: GMMParams, x: jax.Array) -> jax.Array:
+    """``[K, K]`` cosine similarity of responsibility vectors; ``-inf`` on the diagonal."""
+    resp = jax.nn.softmax(component_log_prob(params, x), axis=1)  # [n, K]
+    norm = jnp.linalg.norm(resp, axis=0)
+    resp = resp / jnp.where(norm > 0, norm, 1.0)
+    sim = resp.T @ resp
+    k = sim.shape[0]
+    return jnp.where(jnp.eye(k, dtype=bool), -jnp.inf, sim)
+
+
+def merge_relocate(
+    params: GMMParams,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    temperature: float = 0.03,
+    cov_scale: float = 0.1,
+    keep_weights: bool = False,
+) -> GMMParams:
+    """Propose new parameters: merge a redundant pair, re-seed the freed component.
+
+    Args:
+      params: current GMM (``K >= 2``).
+      x: ``[n, d]`` data in the units of ``params``.
+      key: PRNG key (the pair, and the data point of the re-seeded component).
+      temperature: pairs are drawn with probability
+        ``softmax(similarity / temperature)``; ``0`` takes the most redundant
+        pair.
+      cov_scale: the re-seeded component's covariance is ``cov_scale`` x the
+        data covariance (as the ``"random_from_data"`` initialisation).
+      keep_weights: keep every weight as it is (for fits with fixed weights);
+        otherwise the merged component takes the pair's total weight less
+        ``1/(2K)``, which goes to the re-seeded one.
+
+    Returns:
+      ``GMMParams`` with the same shapes and ``reg_covar``: component ``i`` of
+      the drawn pair ``(i, j)`` is the moment-matched merge of ``i`` and ``j``;
+      component ``j`` is centred at a data point drawn uniformly.
+    """
+    k_pair, k_point = jax.random.split(key)
+    w, m, c = to_moments(params)
+    k, d = m.shape
+    scores = _pair_scores(params, x).ravel()
+    if temperature == 0:
+        ij = jnp.argmax(scores)
+    else:
+        ij = jax.random.categorical(k_pair, scores / temperature)
+    i, j = ij // k, ij % k
+
+    wi, wj = w[i], w[j]
+    tot = wi + wj
+    mu = (wi * m[i] + wj * m[j]) / tot
+    di, dj = m[i] - mu, m[j] - mu
+    cov = (wi * (c[i] + jnp.outer(di, di)) + wj * (c[j] + jnp.outer(dj, dj))) / tot
+
+    xc = x - jnp.mean(x, axis=0)
+    data_cov = xc.T @ xc / x.shape[0]
+    point = x[jax.random.randint(k_point, (), 0, x.shape[0])]
+    if keep_weights:
+        new_w = w
+    else:
+        seed_w = jnp.minimum(0.5 / k, 0.5 * tot)
+        new_w = w.at[i].set(tot - seed_w).at[j].set(seed_w)
+    new_m = m.at[i].set(mu).at[j].set(point)
+    eye = jnp.eye(d, dtype=c.dtype)
+    new_c = c.at[i].set(cov).at[j].set(cov_scale * data_cov + params.reg_covar * eye)
+    return _from_moments(new_w, new_m, new_c, params.reg_covar)
