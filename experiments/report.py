@@ -44,6 +44,14 @@ def ring_square_line(d) -> list[str]:
             f"{_pct(row['within_0.5pct'])} | {_pct(row['within_1pct'])} | {paper.get(name, '–')} | {swtxt} | "
             f"{'–' if t is None else f'{t:.1f}'} |"
         )
+    methods = d.get("methods", {})
+    if methods:
+        lines += [""] + [f"- `{name}`: {text}" for name, text in methods.items() if name in s["methods"]]
+    rates = d.get("relocation_acceptance_rate_per_round", {})
+    if rates:
+        lines += [""] + [
+            f"- moves kept per round, `{name}`: " + ", ".join(f"{100 * r:.0f}%" for r in v) for name, v in rates.items()
+        ]
     lines += ["", "![ring-square-line](results/ring_square_line.png)", ""]
     return lines
 
@@ -69,7 +77,7 @@ def energy(d) -> list[str]:
     return lines
 
 
-def embedding(d) -> list[str]:
+def embedding(d, stem: str = "embedding_digits") -> list[str]:
     s, paper = d["summary"], d["paper"]
     n_seeds = len(d.get("seeds", []))
     lines = [
@@ -92,8 +100,8 @@ def embedding(d) -> list[str]:
         lines.append(
             f"| paper, MNIST SW | {100 * pu['sw']:.2f}% | {100 * mn['sw'][0]:.2f}% ± {100 * mn['sw'][1]:.2f}% |"
         )
-    if (ROOT / "results" / "embedding_digits_samples.png").exists():
-        lines += ["", "![decoded samples per component](results/embedding_digits_samples.png)"]
+    if (ROOT / "results" / f"{stem}_samples.png").exists():
+        lines += ["", f"![decoded samples per component](results/{stem}_samples.png)"]
     return lines + [""]
 
 
@@ -142,7 +150,16 @@ def render(results_dir=RESULTS) -> str:
             out.extend(fn(d))
         except (KeyError, TypeError) as err:
             out.append(f"_`results/{fname}` could not be summarised ({type(err).__name__}: {err})._\n")
-    extra = sorted(p.name for p in pathlib.Path(results_dir).glob("*.json") if p.name not in dict(SECTIONS))
+    done = set(dict(SECTIONS))
+    # Embedding runs on other data (real MNIST, an image folder), at any scale.
+    for path in sorted(pathlib.Path(results_dir).glob("embedding_*.json")):
+        if re.fullmatch(r"embedding_(mnist|images)(_\w+)?\.json", path.name):
+            done.add(path.name)
+            try:
+                out.extend(embedding(load_json(path), path.stem))
+            except (KeyError, TypeError) as err:
+                out.append(f"_`results/{path.name}` could not be summarised ({type(err).__name__}: {err})._\n")
+    extra = sorted(p.name for p in pathlib.Path(results_dir).glob("*.json") if p.name not in done)
     if extra:
         out.append("Other results files: " + ", ".join(f"`results/{e}`" for e in extra) + ".\n")
     return "\n".join(out)

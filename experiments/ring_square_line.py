@@ -11,7 +11,14 @@ parameter sets for every method), fitted by
   demo silently does);
 * ``sw+em``: SW-GMM followed by EM to convergence (tol 1e-6);
 * ``sw_fixed_w`` / ``sw_fixed_w+em``: SW with the weights kept at 1/K (the
-  authors' 2D demo), pure and followed by EM to convergence.
+  authors' 2D demo), pure and followed by EM to convergence;
+* ``sw_reloc`` / ``sw_reloc+em``: SW with merge-and-relocate rounds accepted by
+  the sliced distance (``FitConfig(relocations=12)`` at the quick scale), pure and followed by EM
+  to convergence;
+* ``em_reloc``: EM with merge-and-relocate rounds accepted by the likelihood
+  (``EMConfig(relocations=20)``, a split-and-merge EM), no SW at all: the
+  ablation that shows what the moves do without SW;
+* ``sw_reloc+em_reloc``: the two in sequence, from the ``sw_reloc`` fits.
 
 "Optimal" is defined once, for every method alike: a run is optimal when its
 final NLL (negative mean log-likelihood) is within 0.5% (resp. 1%) of the best
@@ -39,10 +46,36 @@ import swgmm_jax as sw  # noqa: E402
 from experiments._common import RESULTS, Timer, atomic_savefig, atomic_write_json, run_info  # noqa: E402
 
 SCALES = {
-    "quick": dict(n_restarts=100, sw=dict(n_steps=500)),
-    "paper": dict(n_restarts=100, sw=dict(n_steps=2000, n_projections=32, n_levels=128)),
+    "quick": dict(n_restarts=100, sw=dict(n_steps=500), sw_reloc=dict(relocations=12), em_relocations=20),
+    "paper": dict(
+        n_restarts=100, sw=dict(n_steps=2000, n_projections=32, n_levels=128),
+        sw_reloc=dict(relocations=12), em_relocations=20,
+    ),
+    # For the tests only: every code path, in seconds.
+    "smoke": dict(
+        n_restarts=4, sw=dict(n_steps=20, n_levels=16),
+        sw_reloc=dict(relocations=2, relocation_steps=10, relocation_projections=8, relocation_levels=16),
+        em_relocations=2,
+    ),
 }
 K = 10
+
+
+def method_descriptions(reloc_config, em_reloc_config) -> dict:
+    r_sw, r_em = reloc_config.relocations, em_reloc_config.relocations
+    return {
+        "em": "EM (package JAX EM, tol 1e-6) from the random init",
+        "em_sklearn": "scikit-learn GaussianMixture from the same init (cross-check)",
+        "sw": "pure SW-GMM (the SW config above)",
+        "sw+em25": "SW-GMM then 25 EM iterations (the authors' public demo)",
+        "sw+em": "SW-GMM then EM to convergence",
+        "sw_fixed_w": "SW-GMM with weights fixed at 1/K",
+        "sw_fixed_w+em": "SW-GMM with weights fixed at 1/K, then EM to convergence",
+        "sw_reloc": f"SW-GMM + {r_sw} merge-and-relocate rounds accepted by SW distance",
+        "sw_reloc+em": "sw_reloc then EM to convergence",
+        "em_reloc": f"EM + {r_em} merge-and-relocate rounds accepted by likelihood (split-and-merge EM; no SW)",
+        "sw_reloc+em_reloc": f"sw_reloc then EM + {r_em} likelihood-accepted rounds",
+    }
 
 
 def load_data(path: str | None, n: int, seed: int) -> np.ndarray:
@@ -74,7 +107,7 @@ def _timed(fn):
     return out, t1.seconds
 
 
-def run_methods(x, init, sw_config, em_config):
+def run_methods(x, init, sw_config, em_config, reloc_config, em_reloc_config):
     """Every method from the same initial parameters; returns {name: params}, timings."""
     r = init.means.shape[0]
     key = jax.random.key(1)
@@ -95,7 +128,23 @@ def run_methods(x, init, sw_config, em_config):
     fits["sw_fixed_w"] = resf.params
     fullf, timing["sw_fixed_w+em"] = _timed(lambda: sw.fit_em_restarts(key, x, K, r, em_config, init=resf.params))
     fits["sw_fixed_w+em"] = fullf.params
-    return fits, timing, {"sw": res.loss_history, "em_n_iter": em.n_iter}
+
+    resr, timing["sw_reloc"] = _timed(lambda: sw.fit_restarts(key, x, K, r, reloc_config, init=init))
+    fits["sw_reloc"] = resr.params
+    fullr, timing["sw_reloc+em"] = _timed(lambda: sw.fit_em_restarts(key, x, K, r, em_config, init=resr.params))
+    fits["sw_reloc+em"] = fullr.params
+    emr, timing["em_reloc"] = _timed(lambda: sw.fit_em_restarts(key, x, K, r, em_reloc_config, init=init))
+    fits["em_reloc"] = emr.params
+    both, timing["sw_reloc+em_reloc"] = _timed(
+        lambda: sw.fit_em_restarts(key, x, K, r, em_reloc_config, init=resr.params)
+    )
+    fits["sw_reloc+em_reloc"] = both.params
+    accepted = {
+        "sw_reloc": np.asarray(resr.relocation_accepted).mean(axis=0).tolist(),
+        "em_reloc": np.asarray(emr.relocation_accepted).mean(axis=0).tolist(),
+        "sw_reloc+em_reloc": np.asarray(both.relocation_accepted).mean(axis=0).tolist(),
+    }
+    return fits, timing, {"sw": res.loss_history, "em_n_iter": em.n_iter, "accepted": accepted}
 
 
 def _fields(cfg):
@@ -167,15 +216,15 @@ def plot(x, init, fits, nll, swd, path):
             ax.set_aspect("equal")
             ax.set_xticks([]), ax.set_yticks([])
     ax = fig.add_subplot(3, 2, 5)
-    names = ["em", "sw", "sw+em25", "sw+em", "sw_fixed_w+em"]
+    names = ["em", "sw", "sw+em", "sw_reloc+em", "em_reloc", "sw_reloc+em_reloc"]
     bins = np.linspace(min(np.min(nll[n]) for n in names), np.percentile(np.concatenate([nll[n] for n in names]), 98), 40)
     for n in names:
-        ax.hist(np.clip(nll[n], bins[0], bins[-1]), bins=bins, alpha=0.5, label=n)
+        ax.hist(np.clip(nll[n], bins[0], bins[-1]), bins=bins, histtype="step", lw=1.5, label=n)
     ax.set_xlabel("negative log-likelihood"), ax.legend(fontsize=8)
     ax = fig.add_subplot(3, 2, 6)
     sbins = np.linspace(min(np.min(swd[n]) for n in names), np.percentile(np.concatenate([swd[n] for n in names]), 98), 40)
     for n in names:
-        ax.hist(np.clip(swd[n], sbins[0], sbins[-1]), bins=sbins, alpha=0.5, label=n)
+        ax.hist(np.clip(swd[n], sbins[0], sbins[-1]), bins=sbins, histtype="step", lw=1.5, label=n)
     ax.set_xlabel("sliced Wasserstein distance SW_2^2 (fixed 256 directions)"), ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
@@ -199,9 +248,11 @@ def main(argv=None):
     xj = jnp.asarray(x)
     sw_config = sw.FitConfig(**scale["sw"])
     em_config = sw.EMConfig(max_iter=1000, tol=1e-6)
+    reloc_config = sw.FitConfig(**scale["sw"], **scale["sw_reloc"])
+    em_reloc_config = sw.EMConfig(max_iter=1000, tol=1e-6, relocations=scale["em_relocations"])
     init = jax.vmap(lambda k: sw.initialize(k, xj, K))(jax.random.split(jax.random.key(args.seed), n_restarts))
 
-    fits, timing, extra = run_methods(xj, init, sw_config, em_config)
+    fits, timing, extra = run_methods(xj, init, sw_config, em_config, reloc_config, em_reloc_config)
     nll = {name: _nll(p, xj) for name, p in fits.items()}
     eval_key = jax.random.key(12345)
     swd = {name: _sw(p, xj, eval_key) for name, p in fits.items()}
@@ -218,6 +269,10 @@ def main(argv=None):
         "nll": {k: np.asarray(v).tolist() for k, v in nll.items()},
         "sw": {k: np.asarray(v).tolist() for k, v in swd.items()},
         "em_n_iter": np.asarray(extra["em_n_iter"]).tolist(),
+        "methods": method_descriptions(reloc_config, em_reloc_config),
+        "relocation_acceptance_rate_per_round": extra["accepted"],
+        "sw_reloc_config": repr(reloc_config),
+        "em_reloc_config": repr(em_reloc_config),
     }
     atomic_write_json(out / "ring_square_line.json", result)
     plot(x, init, fits, nll, swd, out / "ring_square_line.png")
