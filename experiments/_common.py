@@ -81,15 +81,36 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+# JAX's own compile-phase events (jax.monitoring): tracing, lowering to MLIR, XLA compilation.
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
 class Timer:
-    """``with Timer() as t: ...; t.seconds``."""
+    """``with Timer() as t: ...``: ``t.seconds`` of wall time, ``t.compile_seconds`` of it spent by
+    JAX tracing, lowering and compiling: the union of those events' time spans (``jax.monitoring``;
+    a union, because the trace of an outer ``jit`` contains the traces of the ones it calls)."""
+
+    def _listen(self, name, start, end, **kwargs):
+        if name in COMPILE_EVENTS:
+            self._spans.append((start, end))
 
     def __enter__(self):
+        self._spans = []
+        jax.monitoring.register_event_time_span_listener(self._listen)
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._t0
+        jax.monitoring.unregister_event_time_span_listener(self._listen)
+        self.compile_seconds, reach = 0.0, float("-inf")
+        for start, end in sorted(self._spans):
+            self.compile_seconds += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
         return False
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "train_autoencoder",
     "train_classifier",
     "train_binary",
+    "train_binary_many",
     "predict",
     "count_params",
     "output_shape",
@@ -461,6 +462,45 @@ def train_binary(key, x_real, x_fake, spec: Spec, *, epochs: int, batch_size: in
     y = np.concatenate([np.ones(len(x_real), np.int32), np.zeros(len(x_fake), np.int32)])
     return _train_supervised(key, x, y, spec, x.shape[1:], "sigmoid", epochs, batch_size, lr, progress,
                              "discriminator")
+
+
+def train_binary_many(key, x_real, x_fakes, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3):
+    """``train_binary`` for ``R`` discriminators at once, one per fake set, as one jitted vmap.
+
+    Every discriminator sees the same real points and its own fakes ``x_fakes[r]``;
+    network ``r`` trains exactly as ``train_binary(jax.random.split(key, R)[r],
+    x_real, x_fakes[r], ...)`` would (same initialisation, minibatches, RMSProp steps).
+
+    Args:
+      x_real: ``[n_real, ...]``; x_fakes: ``[R, n_fake, ...]``.
+
+    Returns:
+      ``(params, history)``: params stacked along a leading ``[R]`` axis, history
+      ``{"loss", "accuracy"}`` of shape ``[R, epochs]`` (per-epoch means).
+    """
+    x_fakes = jnp.asarray(x_fakes, jnp.float32)
+    # Network r uses the keys train_binary(split(key, R)[r], ...) would.
+    k_init, k_loop = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(key, x_fakes.shape[0]))
+    inits = [init_net(k, spec, x_fakes.shape[2:]) for k in k_init]
+    params = jax.tree.map(lambda *a: jnp.stack(a), *inits)
+    return _train_binary_many(params, k_loop, jnp.asarray(x_real, jnp.float32), x_fakes, spec=spec,
+                              epochs=int(epochs), batch_size=int(batch_size), lr=float(lr))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "epochs", "batch_size", "lr"))
+def _train_binary_many(params, keys, x_real, x_fakes, *, spec, epochs, batch_size, lr):
+    y = jnp.concatenate([jnp.ones(x_real.shape[0], jnp.int32), jnp.zeros(x_fakes.shape[1], jnp.int32)])
+
+    def one(p, key, x_fake):
+        x = jnp.concatenate([x_real, x_fake])
+
+        def epoch(state, k):
+            return _supervised_epoch(state, k, x, y, spec=spec, lr=lr, batch_size=batch_size, loss="sigmoid")
+
+        (p, _), history = jax.lax.scan(epoch, (p, _rmsprop(lr).init(p)), jax.random.split(key, epochs))
+        return p, history
+
+    return jax.vmap(one)(params, keys, x_fakes)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))

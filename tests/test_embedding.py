@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from swgmm_jax._metrics import component_purity, fooling_rate
 from experiments import _data, _nets
@@ -170,6 +171,31 @@ def test_avgpool_counts_only_inside_pixels():
     x = jnp.arange(9.0).reshape(1, 3, 3, 1)
     out = _nets.apply_net([{}], (("avgpool",),), x)[0, ..., 0]
     np.testing.assert_allclose(out, [[(0 + 1 + 3 + 4) / 4, (2 + 5) / 2], [(6 + 7) / 2, 8.0]])
+
+
+def test_train_binary_many_discriminates_and_matches_one_by_one():
+    # Two fake sets against the same real points: one from the real distribution (a discriminator
+    # cannot beat chance on held-out points), one shifted by 3 standard deviations.
+    rng = np.random.default_rng(0)
+    real, real_test = rng.normal(size=(400, 2)), rng.normal(size=(400, 2))
+    fakes = np.stack([rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) + [3.0, 0.0]])
+    tests = np.stack([rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) + [3.0, 0.0]])
+    spec = _nets.mlp_spec((8, 16, 8))
+    nets, hist = _nets.train_binary_many(jax.random.key(0), real, fakes, spec, epochs=40, batch_size=100)
+    assert hist["loss"].shape == (2, 40)
+    rates = [
+        float(fooling_rate(_nets.predict(jax.tree.map(lambda a: a[i], nets), spec, real_test)[:, 0],
+                           _nets.predict(jax.tree.map(lambda a: a[i], nets), spec, tests[i])[:, 0], 0.0)[0])
+        for i in range(2)
+    ]
+    # Identical distributions: chance. Shifted by 3: the Bayes error of the optimal split, Phi(-1.5).
+    assert rates[0] > 0.4 and abs(rates[1] - scipy.stats.norm.cdf(-1.5)) < 0.03, rates
+    # Network r is the one train_binary would train from split(key, R)[r].
+    keys = jax.random.split(jax.random.key(0), 2)
+    for i in range(2):
+        one, _ = _nets.train_binary(keys[i], real, fakes[i], spec, epochs=40, batch_size=100, progress=False)
+        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda a: a[i], nets))):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- end to end

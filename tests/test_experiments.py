@@ -20,8 +20,9 @@ def smoke_run(tmp_path_factory):
 
 def test_ring_square_line_writes_every_method(smoke_run):
     out, result = smoke_run
-    on_disk = json.loads((out / "ring_square_line.json").read_text())
-    assert (out / "ring_square_line.png").stat().st_size > 0
+    on_disk = json.loads((out / "ring_square_line_smoke.json").read_text())
+    assert (out / "ring_square_line_smoke.png").stat().st_size > 0
+    assert not (out / "ring_square_line.json").exists()  # the quick scale's file is left alone
     methods = on_disk["summary"]["methods"]
     for name in ("em", "em_sklearn", "sw", "sw+em25", "sw+em", "sw_reloc", "sw_reloc+em", "em_reloc",
                  "sw_reloc+em_reloc"):
@@ -35,15 +36,31 @@ def test_ring_square_line_writes_every_method(smoke_run):
     assert all(r <= e + 1e-5 for r, e in zip(on_disk["nll"]["em_reloc"], on_disk["nll"]["em"]))
     assert len(on_disk["relocation_acceptance_rate_per_round"]["sw_reloc"]) == 2
     assert on_disk["summary"] == result["summary"]
+    # Fooling rates (Figure 6's ring-square-line row): one per restart, each a balanced error rate.
+    for name in ("em", "sw", "sw_reloc+em_reloc"):
+        rates = on_disk["fooling_rate"][name]["fooling_rate"]
+        assert len(rates) == 4 and all(0.0 <= r <= 1.0 for r in rates), name
+    # Selecting SW restarts by their SW distance: shares, and the lowest-SW restart's outcome.
+    pick = on_disk["summary"]["select_by_sw"]["sw"]
+    assert pick["polished_by"] == "sw+em" and pick["n_lowest_sw"] == 1
+    assert 0.0 <= pick["lowest_sw_within_1pct"] <= 1.0
+    assert pick["argmin_sw_within_1pct"] == (pick["lowest_sw_within_1pct"] == 1.0)
+    # Compile time is part of each call's wall time.
+    walls, compiles = on_disk["timing_s_first_call_incl_compile"], on_disk["timing_s_compile"]
+    assert set(walls) == set(compiles) and all(0.0 <= compiles[k] <= walls[k] for k in walls)
 
 
 def test_report_renders_results(smoke_run, tmp_path):
     out, _ = smoke_run
-    shutil.copy(out / "ring_square_line.json", tmp_path)
+    shutil.copy(out / "ring_square_line_smoke.json", tmp_path / "ring_square_line.json")
+    shutil.copy(out / "ring_square_line_smoke.json", tmp_path)
     digits = ROOT / "results" / "embedding_digits.json"
     shutil.copy(digits, tmp_path / "embedding_digits.json")
     shutil.copy(digits, tmp_path / "embedding_mnist_paper.json")  # another data set, same layout
     text = report.render(tmp_path)
     assert "| sw_reloc+em_reloc |" in text and "`em_reloc`: EM + 2 merge-and-relocate" in text
     assert text.count("### Embedding study") == 2
+    assert text.count("### Figure 3") == 2 and "results/ring_square_line_smoke.png" in text
+    assert "| em | " in text and "46.83% ± 1.14%" in text  # fooling rates beside the paper's
+    assert "picking by SW distance, `sw`" in text
     assert "results/benchmark.json` not produced yet" in text
