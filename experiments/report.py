@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from experiments._common import RESULTS, ROOT, atomic_write_bytes, load_json  # noqa: E402
+from experiments._common import PAPER, RESULTS, ROOT, atomic_write_bytes, load_json  # noqa: E402
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -25,7 +25,7 @@ def _pct(v):
 
 def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
     s = d["summary"]
-    paper = {"em": "29%", "sw": "100%"}
+    paper = {m: _pct(v) for m, v in PAPER["optimal_nll"].items() if m != "dataset"}
     lines = [
         f"### Figure 3: robustness to initialisation (`experiments/ring_square_line.py`, scale `{d['run']['scale']}`)",
         "",
@@ -77,7 +77,7 @@ def _ring_fooling(d) -> list[str]:
     fr = d["summary"].get("fooling_rate", {})
     if not fr:
         return []
-    paper = {"em": "46.83% ± 1.14%", "sw": "47.56% ± 0.86%"}
+    paper = {m: f"{100 * v[0]:.2f}% ± {100 * v[1]:.2f}%" for m, v in PAPER["fooling_rate"]["Ring-Square-Line"].items()}
     t = d["timing_s_first_call_incl_compile"].get("fooling_rate_all_methods")
     lines = [
         "",

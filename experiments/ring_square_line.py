@@ -25,6 +25,12 @@ final NLL (negative mean log-likelihood) is within 0.5% (resp. 1%) of the best
 NLL that any run of any method reached. SW distances are evaluated on the same
 fixed 256 directions (all data levels) for every run.
 
+Also reported: the fooling rate of each restart's fit (the paper's Figure 6,
+ring-square-line row: its 2-8-16-8 discriminator, trained on the data against
+samples of the fit, scored on a fresh draw of the generator), and how well the
+SW distance of an SW fit predicts that its EM polish is optimal (selection of
+restarts by SW distance).
+
 Writes ``results/ring_square_line.json`` and ``results/ring_square_line.png``
 (``ring_square_line_<scale>.*`` at a scale other than ``quick``).
 

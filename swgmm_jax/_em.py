@@ -20,7 +20,7 @@ from swgmm_jax._config import EMConfig
 from swgmm_jax._fit import _check_fit_args
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, log_prob_from_moments, to_moments
-from swgmm_jax._relocate import merge_relocate
+from swgmm_jax._relocate import accept_if_better, merge_relocate
 
 __all__ = ["EMResult", "fit_em", "fit_em_restarts", "polish_em", "em_step"]
 
@@ -126,21 +126,14 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
     def nll(m):
         return -jnp.mean(logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1))
 
-    def one_round(carry, k):
-        current, best = carry
+    def propose(current, k):
         proposal = merge_relocate(
             _from_moments(*current, reg), xc, k, temperature=config.relocation_temperature,
             cov_scale=config.init_cov_scale,
         )
-        proposal = _em_loop(xc, to_moments(proposal), reg, config)[0]
-        value = nll(proposal)
-        keep = value < best
-        current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
-        best = jnp.where(keep, value, best)
-        return (current, best), (best, keep)
+        return _em_loop(xc, to_moments(proposal), reg, config)[0]
 
-    keys = jax.random.split(key, config.relocations)
-    (moments, _), (values, accepted) = jax.lax.scan(one_round, (moments, nll(moments)), keys)
+    moments, values, accepted = accept_if_better(key, moments, config.relocations, propose, nll)
     return _from_moments(*moments, reg), values, accepted
 
 

@@ -19,7 +19,7 @@ from swgmm_jax import _sharding, _validation
 from swgmm_jax._config import FitConfig
 from swgmm_jax._init import _initialize
 from swgmm_jax._params import GMMParams, _from_moments, log_likelihood, to_moments
-from swgmm_jax._relocate import merge_relocate
+from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
 
 __all__ = ["FitResult", "fit", "fit_restarts", "select_best", "standardizer"]
@@ -163,23 +163,15 @@ def _relocation_rounds(key, xs, params, config: FitConfig, mesh, run):
             return _sharding.sharded_sliced_loss(p, xs, k_eval, mesh, **eval_kw)
         return sliced_loss(p, xs, k_eval, sort=config.sort, **eval_kw)
 
-    def one_round(carry, k):
-        current, best = carry
+    def propose(current, k):
         k_move, k_steps = jax.random.split(k)
         proposal = merge_relocate(
             current, xs, k_move, temperature=config.relocation_temperature,
             cov_scale=config.init_cov_scale, keep_weights=not config.learn_weights,
         )
-        proposal, _ = run(proposal, k_steps, refine)
-        value = evaluate(proposal)
-        keep = value < best
-        current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
-        best = jnp.where(keep, value, best)
-        return (current, best), (best, keep)
+        return run(proposal, k_steps, refine)[0]
 
-    keys = jax.random.split(k_rounds, config.relocations)
-    (params, _), (sw_rounds, accepted) = jax.lax.scan(one_round, (params, evaluate(params)), keys)
-    return params, sw_rounds, accepted
+    return accept_if_better(k_rounds, params, config.relocations, propose, evaluate)
 
 
 _fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config", "mesh"))

@@ -26,6 +26,33 @@ from swgmm_jax._params import GMMParams, _from_moments, component_log_prob, to_m
 __all__ = ["merge_relocate"]
 
 
+def accept_if_better(key, state, n_rounds, propose, score):
+    """``n_rounds`` rounds of: propose a move from the kept state, keep it if its score is lower.
+
+    Args:
+      key: PRNG key, split into one key per round.
+      state: the starting pytree.
+      n_rounds: number of rounds (static).
+      propose: ``(state, key) -> state``, the move and its refinement.
+      score: ``state -> []``, lower is better (the SW distance, or the NLL).
+
+    Returns:
+      ``(state, scores[n_rounds], accepted[n_rounds])``: the kept state, its score after each
+      round (non-increasing) and whether each round's move was kept.
+    """
+
+    def one_round(carry, k):
+        current, best = carry
+        proposal = propose(current, k)
+        value = score(proposal)
+        keep = value < best
+        current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
+        return (current, jnp.where(keep, value, best)), (jnp.where(keep, value, best), keep)
+
+    (state, _), (scores, accepted) = jax.lax.scan(one_round, (state, score(state)), jax.random.split(key, n_rounds))
+    return state, scores, accepted
+
+
 def _pair_scores(params: GMMParams, x: jax.Array) -> jax.Array:
     """``[K, K]`` cosine similarity of responsibility vectors; ``-inf`` on the diagonal."""
     resp = jax.nn.softmax(component_log_prob(params, x), axis=1)  # [n, K]

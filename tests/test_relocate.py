@@ -149,3 +149,24 @@ def test_fit_config_rejects_bad_relocation_settings(field, value):
 def test_em_config_rejects_bad_relocation_settings(field, value):
     with pytest.raises(ValueError, match=field):
         sw.EMConfig(**{field: value})
+
+
+def test_accept_if_better_keeps_only_improvements():
+    # A random walk on a scalar, scored by its square: a move is kept exactly when the square drops.
+    from swgmm_jax._relocate import accept_if_better
+
+    def propose(s, k):
+        return s + jax.random.normal(k)
+
+    state, scores, accepted = accept_if_better(jax.random.key(3), jnp.float32(2.0), 40, propose, jnp.square)
+    steps = np.asarray(jax.vmap(jax.random.normal)(jax.random.split(jax.random.key(3), 40)))  # its draws
+    value, best, kept = np.float32(2.0), np.float32(4.0), []
+    for step in steps:
+        keep = (value + step) ** 2 < best
+        if keep:
+            value, best = value + step, (value + step) ** 2
+        kept.append(bool(keep))
+    assert 0 < sum(kept) < 40
+    np.testing.assert_array_equal(np.asarray(accepted), kept)
+    np.testing.assert_allclose(float(state), value, atol=1e-6)
+    assert np.all(np.diff(np.asarray(scores)) <= 0) and float(scores[-1]) == pytest.approx(float(best), abs=1e-6)
