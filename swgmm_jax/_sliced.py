@@ -8,7 +8,6 @@ uniform on the sphere (paper, eqs. 7 and 13), estimated by Monte Carlo over
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -205,7 +205,7 @@ def fit_stream(
     n_steps = config.n_steps
     step_keys = jax.random.split(k_loop, n_steps)
     histories = []
-    carry = c = s = params0 = None
+    carry = c = s = params0 = shape = None
     done = 0
     while done < n_steps:
         size = min(chunk_steps, n_steps - done)

@@ -1,6 +1,5 @@
 """The notebooks execute headless, end to end, at small settings."""
 
-import os
 import pathlib
 
 import pytest
