@@ -99,7 +99,7 @@ def _ring_reading(d, order) -> list[str]:
     s, best = d["summary"]["methods"], d["summary"]["best_nll"]
     lines = []
     pure = [m for m in ("sw", "sw_reloc") if m in s]
-    polished = [m for m in order if m.endswith("em_reloc") or m == "em_reloc"]
+    polished = [m for m in order if m.endswith("em_reloc")]
     if pure and "em" in s and "sw_median" in s["em"]:
         lo = min(pure, key=lambda m: s[m]["sw_median"])
         ml = [m for m in polished if "sw_median" in s[m]] or ["em"]

@@ -47,7 +47,8 @@ def accept_if_better(key, state, n_rounds, propose, score):
         value = score(proposal)
         keep = value < best
         current = jax.tree.map(lambda a, b: jnp.where(keep, a, b), proposal, current)
-        return (current, jnp.where(keep, value, best)), (jnp.where(keep, value, best), keep)
+        best = jnp.where(keep, value, best)
+        return (current, best), (best, keep)
 
     (state, _), (scores, accepted) = jax.lax.scan(one_round, (state, score(state)), jax.random.split(key, n_rounds))
     return state, scores, accepted
