@@ -1,18 +1,37 @@
-"""Shared helpers of the experiment scripts: backend report, atomic results, resume."""
+"""What every experiment script shares: run scales, output paths, run metadata, atomic writes, timing.
+
+Scripts are run from the repository root as modules, ``python -m experiments.NAME``
+(``--help`` for the options), and import this module as ``from experiments import _common``.
+
+* Run scales: each script has a ``SCALES`` dict, ``{scale name: settings}``, and a
+  ``--scale`` option (:func:`add_scale_argument`); ``quick`` is the default, ``paper``
+  the paper's sizes where they apply, ``smoke`` a seconds-long run for the tests.
+* Outputs: ``results/`` (:data:`RESULTS`), names from :func:`result_path`.
+* Metadata: :func:`run_info` (scale, argv, date, git commit, JAX version, backend and
+  devices); :meth:`RunInfo.finish` adds the wall time.
+* Writes: :func:`atomic_write_json`, :func:`atomic_savefig`, :func:`atomic_write_bytes`
+  (a temporary file in the same folder, then ``os.replace``: an interrupted run never
+  leaves half a file).
+
+JAX is imported only by the functions that need it, so that ``report`` and ``run_all``
+do not load it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 import time
 
-import jax
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
+DEFAULT_SCALE = "quick"
 
 # The paper's numbers that the experiments reproduce (Section 4; Figure 6's table), as fractions.
 PAPER = {
@@ -26,8 +45,69 @@ PAPER = {
 }
 
 
+# --------------------------------------------------------------------------- command line and scales
+
+
+def argument_parser(description: str | None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` that prints ``description`` (a script's docstring) as written."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_scale_argument(parser: argparse.ArgumentParser, scales: dict, default: str = DEFAULT_SCALE) -> None:
+    """Add ``--scale {names of scales}`` (default ``quick``) to ``parser``."""
+    if default not in scales:
+        raise ValueError(f"default scale {default!r} is not among {sorted(scales)}")
+    parser.add_argument(
+        "--scale",
+        choices=sorted(scales),
+        default=default,
+        help=f"run size (default {default}): " + ", ".join(sorted(scales)),
+    )
+
+
+def scale_settings(scales: dict, scale: str) -> dict:
+    """A copy of ``scales[scale]`` that the caller may override."""
+    if scale not in scales:
+        raise ValueError(f"unknown scale {scale!r}; known: {sorted(scales)}")
+    return dict(scales[scale])
+
+
+def result_path(stem: str, ext: str = "json", *, scale: str | None = None, out_dir=None) -> pathlib.Path:
+    """``<out_dir>/<stem>[_<scale>].<ext>``, ``out_dir`` defaulting to ``results/``.
+
+    The scale is part of the name unless it is ``None`` or ``quick``, so that a run at
+    another scale leaves the quick scale's results (the README's) alone.
+    """
+    out_dir = RESULTS if out_dir is None else pathlib.Path(out_dir)
+    suffix = "" if scale in (None, DEFAULT_SCALE) else f"_{scale}"
+    return out_dir / f"{stem}{suffix}.{ext.lstrip('.')}"
+
+
+# --------------------------------------------------------------------------- run metadata
+
+
+def git_commit() -> dict:
+    """``{"git_commit": sha or None, "git_dirty": bool or None}`` of the repository's checkout."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+
+    try:
+        sha = git("rev-parse", "HEAD").strip() or None
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": sha, "git_dirty": dirty}
+
+
 def describe_backend() -> dict:
-    """Print and return the JAX backend and devices this run uses."""
+    """Print and return the JAX backend and devices this run uses (this starts the backend)."""
+    import jax
+
     devices = jax.devices()
     info = {
         "backend": jax.default_backend(),
@@ -41,8 +121,41 @@ def describe_backend() -> dict:
     return info
 
 
+class RunInfo(dict):
+    """Run metadata: a plain ``dict`` (written as is into the results JSON) that knows when it started."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._t0 = time.perf_counter()
+
+    def finish(self) -> RunInfo:
+        """Record ``wall_s``, the seconds since :func:`run_info` made this; returns ``self``."""
+        self["wall_s"] = time.perf_counter() - self._t0
+        return self
+
+
+def run_info(scale: str, *, backend: bool = True) -> RunInfo:
+    """Metadata of this run: scale, argv, date, Python, git commit and (``backend=True``) the JAX backend.
+
+    Call :meth:`RunInfo.finish` before the last write to add the wall time.
+    """
+    info = RunInfo(
+        scale=scale,
+        argv=sys.argv,
+        time=time.strftime("%Y-%m-%d %H:%M:%S"),
+        python=sys.version.split()[0],
+        **git_commit(),
+    )
+    if backend:
+        info.update(describe_backend())
+    return info
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -59,20 +172,19 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 
 def atomic_write_json(path, obj) -> None:
-    """Atomically write ``obj`` as indented JSON (an interrupted run never leaves half a file)."""
+    """Atomically write ``obj`` as indented JSON (NumPy and JAX scalars and arrays become lists)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
 
 
 def atomic_savefig(fig, path, **kwargs) -> None:
-    """Atomically save a matplotlib figure (PNG)."""
-    import io
-
+    """Atomically save a matplotlib figure, in the format of ``path``'s suffix (PNG by default)."""
     buf = io.BytesIO()
     fig.savefig(buf, format=pathlib.Path(path).suffix.lstrip(".") or "png", **kwargs)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_json(path, default=None):
+    """The JSON at ``path``, or ``default`` when there is no such file."""
     path = pathlib.Path(path)
     if not path.exists():
         return default
@@ -83,13 +195,16 @@ def load_json(path, default=None):
 def _jsonable(o):
     import numpy as np
 
-    if isinstance(o, (np.floating, np.integer)):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------- timing
 
 
 # JAX's own compile-phase events (jax.monitoring): tracing, lowering to MLIR, XLA compilation.
@@ -110,12 +225,16 @@ class Timer:
             self._spans.append((start, end))
 
     def __enter__(self):
+        import jax
+
         self._spans = []
         jax.monitoring.register_event_time_span_listener(self._listen)
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
+        import jax
+
         self.seconds = time.perf_counter() - self._t0
         jax.monitoring.unregister_event_time_span_listener(self._listen)
         self.compile_seconds, reach = 0.0, float("-inf")
@@ -123,7 +242,3 @@ class Timer:
             self.compile_seconds += max(0.0, end - max(start, reach))
             reach = max(reach, end)
         return False
-
-
-def run_info(scale: str) -> dict:
-    return {"scale": scale, "argv": sys.argv, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **describe_backend()}

@@ -81,7 +81,9 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[code])
     count = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(f"{path}: expected {count * dtype.itemsize} data bytes for shape {shape}, got {len(raw) - header}")
+        raise ValueError(
+            f"{path}: expected {count * dtype.itemsize} data bytes for shape {shape}, got {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -103,7 +105,7 @@ def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
         + array.astype(_IDX_DTYPES[code]).tobytes()
     )
     compress = path.suffix == ".gz" if compress is None else compress
-    with (gzip.open(path, "wb") if compress else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if compress else open(path, "wb") as f:
         f.write(data)
 
 
@@ -139,7 +141,9 @@ def load_digits_images(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
     return ImageData(images[tr], labels[tr], images[te], labels[te], "digits", 10)
 
 
-def load_mnist(directory, max_train: int | None = None, test_fraction: float = 1 / 7, seed: int = 0) -> ImageData:
+def load_mnist(
+    directory, max_train: int | None = None, test_fraction: float = 1 / 7, seed: int = 0
+) -> ImageData:
     """MNIST from the IDX files in ``directory``.
 
     Needs ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (each
@@ -156,11 +160,19 @@ def load_mnist(directory, max_train: int | None = None, test_fraction: float = 1
       :class:`ImageData` of ``[n, 28, 28, 1]`` images in ``[0, 1]``.
     """
     directory = pathlib.Path(directory)
-    paths = {s: _find(directory, s) for s in (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    paths = {
+        s: _find(directory, s)
+        for s in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    }
     if paths["train-images-idx3-ubyte"] is None or paths["train-labels-idx1-ubyte"] is None:
         raise FileNotFoundError(
-            f"{directory}: need train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+            f"{directory}: need train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]"
+        )
 
     def images(p):
         a = read_idx(p)
@@ -168,11 +180,17 @@ def load_mnist(directory, max_train: int | None = None, test_fraction: float = 1
             raise ValueError(f"{p}: expected [n, h, w] images, got shape {a.shape}")
         return (a.astype(np.float32) / 255.0)[..., None]
 
-    x, y = images(paths["train-images-idx3-ubyte"]), read_idx(paths["train-labels-idx1-ubyte"]).astype(np.int32)
+    x, y = (
+        images(paths["train-images-idx3-ubyte"]),
+        read_idx(paths["train-labels-idx1-ubyte"]).astype(np.int32),
+    )
     if len(x) != len(y):
         raise ValueError(f"{len(x)} training images but {len(y)} labels")
     if paths["t10k-images-idx3-ubyte"] is not None and paths["t10k-labels-idx1-ubyte"] is not None:
-        xt, yt = images(paths["t10k-images-idx3-ubyte"]), read_idx(paths["t10k-labels-idx1-ubyte"]).astype(np.int32)
+        xt, yt = (
+            images(paths["t10k-images-idx3-ubyte"]),
+            read_idx(paths["t10k-labels-idx1-ubyte"]).astype(np.int32),
+        )
     else:
         tr, te = train_test_split(len(y), test_fraction, seed)
         x, y, xt, yt = x[tr], y[tr], x[te], y[te]
@@ -185,9 +203,12 @@ def _resize_numpy(img: np.ndarray, size: int) -> np.ndarray:
     """Area-average resize of a square ``[s, s, c]`` image (fallback without PIL)."""
     s = img.shape[0]
     edges = np.linspace(0, s, size + 1)
-    lo, hi = np.floor(edges[:-1]).astype(int), np.maximum(np.ceil(edges[1:]).astype(int), np.floor(edges[:-1]).astype(int) + 1)
-    rows = np.stack([img[a:b].mean(axis=0) for a, b in zip(lo, hi)])
-    return np.stack([rows[:, a:b].mean(axis=1) for a, b in zip(lo, hi)], axis=1)
+    lo, hi = (
+        np.floor(edges[:-1]).astype(int),
+        np.maximum(np.ceil(edges[1:]).astype(int), np.floor(edges[:-1]).astype(int) + 1),
+    )
+    rows = np.stack([img[a:b].mean(axis=0) for a, b in zip(lo, hi, strict=True)])
+    return np.stack([rows[:, a:b].mean(axis=1) for a, b in zip(lo, hi, strict=True)], axis=1)
 
 
 def _load_one(path: pathlib.Path, size: int, backend: str) -> np.ndarray:
@@ -213,7 +234,7 @@ def _load_one(path: pathlib.Path, size: int, backend: str) -> np.ndarray:
     h, w = a.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return _resize_numpy(a[top:top + side, left:left + side], size)
+    return _resize_numpy(a[top : top + side, left : left + side], size)
 
 
 def load_image_folder(

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -114,8 +115,12 @@ def init_net(key: jax.Array, spec: Spec, in_shape: Sequence[int], dtype=jnp.floa
         elif kind == "dense":
             if len(shape) != 1:
                 raise ValueError(f"dense layer needs a flat input, got shape {shape}")
-            params.append({"w": _glorot(rng, (shape[0], layer[1]), shape[0], layer[1], dtype),
-                           "b": jnp.zeros((layer[1],), dtype)})
+            params.append(
+                {
+                    "w": _glorot(rng, (shape[0], layer[1]), shape[0], layer[1], dtype),
+                    "b": jnp.zeros((layer[1],), dtype),
+                }
+            )
             shape = (layer[1],)
         else:
             params.append({})
@@ -137,13 +142,17 @@ def init_net(key: jax.Array, spec: Spec, in_shape: Sequence[int], dtype=jnp.floa
 def output_shape(spec: Spec, in_shape: Sequence[int]) -> tuple:
     """Shape of the output of ``spec`` for one input of shape ``in_shape`` (nothing is computed)."""
     params = param_shapes(spec, in_shape)
-    out = jax.eval_shape(lambda p, x: apply_net(p, spec, x), params, jax.ShapeDtypeStruct((1, *in_shape), jnp.float32))
+    out = jax.eval_shape(
+        lambda p, x: apply_net(p, spec, x), params, jax.ShapeDtypeStruct((1, *in_shape), jnp.float32)
+    )
     return tuple(out.shape[1:])
 
 
 def param_shapes(spec: Spec, in_shape: Sequence[int]):
     """The parameter pytree of ``spec`` as ``ShapeDtypeStruct`` leaves."""
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), init_net(jax.random.key(0), spec, in_shape))
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), init_net(jax.random.key(0), spec, in_shape)
+    )
 
 
 def _pool(x, kind):
@@ -158,11 +167,15 @@ def _pool(x, kind):
 
 def apply_net(params: list[dict], spec: Spec, x: jax.Array) -> jax.Array:
     """Apply ``spec`` to a batch ``x[b, ...]``."""
-    for p, layer in zip(params, spec):
+    for p, layer in zip(params, spec, strict=True):
         kind = layer[0]
         if kind == "conv":
-            x = jax.lax.conv_general_dilated(
-                x, p["w"], (1, 1), layer[2], dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["b"]
+            x = (
+                jax.lax.conv_general_dilated(
+                    x, p["w"], (1, 1), layer[2], dimension_numbers=("NHWC", "HWIO", "NHWC")
+                )
+                + p["b"]
+            )
         elif kind == "dense":
             x = x @ p["w"] + p["b"]
         elif kind == "lrelu":
@@ -222,21 +235,32 @@ def mnist_architecture(code_dim: int = 128, n_classes: int = 10, disc_widths=(25
     """
     encoder = _conv_stack((8, 16, 32), "avgpool", code_dim)
     decoder = (
-        ("dense", 512), ("reshape", (4, 4, 32)),
-        *_conv_pair(32), ("up",),
-        *_conv_pair(32), ("up",),
-        *_conv_pair(16, "VALID"), ("up",),  # 16x16 -> 14x14 -> 28x28
-        ("conv", 1, "SAME"), ("sigmoid",),
+        ("dense", 512),
+        ("reshape", (4, 4, 32)),
+        *_conv_pair(32),
+        ("up",),
+        *_conv_pair(32),
+        ("up",),
+        *_conv_pair(16, "VALID"),
+        ("up",),  # 16x16 -> 14x14 -> 28x28
+        ("conv", 1, "SAME"),
+        ("sigmoid",),
     )
     image_disc = _conv_stack((8, 16, 32), "maxpool", 1)
     classifier = _conv_stack((8, 16, 32), "maxpool", n_classes)
-    return Architecture((28, 28, 1), code_dim, encoder, decoder, image_disc, classifier,
-                        mlp_spec(disc_widths))
+    return Architecture(
+        (28, 28, 1), code_dim, encoder, decoder, image_disc, classifier, mlp_spec(disc_widths)
+    )
 
 
 def pyramid_architecture(
-    size: int, channels: Sequence[int], code_dim: int, image_channels: int = 3, n_classes: int = 10,
-    disc_widths=(512, 1024, 512), dense_activation: bool = True,
+    size: int,
+    channels: Sequence[int],
+    code_dim: int,
+    image_channels: int = 3,
+    n_classes: int = 10,
+    disc_widths=(512, 1024, 512),
+    dense_activation: bool = True,
 ) -> Architecture:
     """Encoder/decoder pyramid for ``size x size`` images, the paper's CelebA design.
 
@@ -259,14 +283,28 @@ def pyramid_architecture(
     decoder += [("conv", image_channels, "SAME"), ("sigmoid",)]
     image_disc = _conv_stack(channels, "maxpool", 1)
     classifier = _conv_stack(channels, "maxpool", n_classes)
-    return Architecture((size, size, image_channels), code_dim, encoder, tuple(decoder), image_disc,
-                        classifier, mlp_spec(disc_widths))
+    return Architecture(
+        (size, size, image_channels),
+        code_dim,
+        encoder,
+        tuple(decoder),
+        image_disc,
+        classifier,
+        mlp_spec(disc_widths),
+    )
 
 
 def digits_architecture(code_dim: int = 16, n_classes: int = 10, disc_widths=(256, 512, 256)) -> Architecture:
     """The MNIST design scaled to 8x8 images: two stages (8, 16 channels) down to 2x2."""
-    return pyramid_architecture(8, (8, 16), code_dim, image_channels=1, n_classes=n_classes,
-                                disc_widths=disc_widths, dense_activation=False)
+    return pyramid_architecture(
+        8,
+        (8, 16),
+        code_dim,
+        image_channels=1,
+        n_classes=n_classes,
+        disc_widths=disc_widths,
+        dense_activation=False,
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -302,12 +340,14 @@ def _ae_epoch(state, key, x, *, arch, lr, batch_size, adv_weight):
         # the discriminator's fake batch, and its pullback carries the
         # autoencoder's gradient.
         recon, pullback = jax.vjp(
-            lambda ae: apply_net(ae[1], arch.decoder, apply_net(ae[0], arch.encoder, xb)), (enc, dec))
+            lambda ae: apply_net(ae[1], arch.decoder, apply_net(ae[0], arch.encoder, xb)), (enc, dec)
+        )
         fake = jax.lax.stop_gradient(recon)
 
         def d_loss(dp):
             return _bce_logits(apply_net(dp, arch.image_discriminator, xb), 1.0) + _bce_logits(
-                apply_net(dp, arch.image_discriminator, fake), 0.0)
+                apply_net(dp, arch.image_discriminator, fake), 0.0
+            )
 
         ld, gd = jax.value_and_grad(d_loss)(disc)
         upd, s_d = opt_d.update(gd, s_d, disc)
@@ -376,8 +416,11 @@ def train_autoencoder(
     """
     k_e, k_d, k_a, k_loop = jax.random.split(key, 4)
     shape = arch.image_shape
-    nets = (init_net(k_e, arch.encoder, shape), init_net(k_d, arch.decoder, (arch.code_dim,)),
-            init_net(k_a, arch.image_discriminator, shape))
+    nets = (
+        init_net(k_e, arch.encoder, shape),
+        init_net(k_d, arch.decoder, (arch.code_dim,)),
+        init_net(k_a, arch.image_discriminator, shape),
+    )
     state = (nets, (_rmsprop(lr).init(nets[:2]), _rmsprop(lr).init(nets[2])))
     x = jnp.asarray(images, jnp.float32)
     history = []
@@ -427,7 +470,9 @@ def _train_supervised(key, x, y, spec, in_shape, loss, epochs, batch_size, lr, p
     history = []
     bar = _epochs(desc, epochs, progress)
     for k in jax.random.split(k_loop, epochs) if epochs else []:
-        state, m = _supervised_epoch(state, k, x, y, spec=spec, lr=float(lr), batch_size=int(batch_size), loss=loss)
+        state, m = _supervised_epoch(
+            state, k, x, y, spec=spec, lr=float(lr), batch_size=int(batch_size), loss=loss
+        )
         history.append({a: float(b) for a, b in m.items()})
         if progress:
             bar.update(1)
@@ -437,19 +482,22 @@ def _train_supervised(key, x, y, spec, in_shape, loss, epochs, batch_size, lr, p
     return state[0], history
 
 
-def train_classifier(key, images, labels, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3,
-                     progress: bool = True):
+def train_classifier(
+    key, images, labels, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3, progress: bool = True
+):
     """Train an image classifier (softmax cross-entropy) on real labelled images.
 
     Returns:
       ``(params, history)``.
     """
-    return _train_supervised(key, images, labels, spec, images.shape[1:], "softmax", epochs, batch_size, lr,
-                             progress, "classifier")
+    return _train_supervised(
+        key, images, labels, spec, images.shape[1:], "softmax", epochs, batch_size, lr, progress, "classifier"
+    )
 
 
-def train_binary(key, x_real, x_fake, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3,
-                 progress: bool = True):
+def train_binary(
+    key, x_real, x_fake, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3, progress: bool = True
+):
     """Train a real (1) vs fake (0) discriminator with binary cross-entropy.
 
     Args:
@@ -460,8 +508,9 @@ def train_binary(key, x_real, x_fake, spec: Spec, *, epochs: int, batch_size: in
     """
     x = np.concatenate([np.asarray(x_real), np.asarray(x_fake)])
     y = np.concatenate([np.ones(len(x_real), np.int32), np.zeros(len(x_fake), np.int32)])
-    return _train_supervised(key, x, y, spec, x.shape[1:], "sigmoid", epochs, batch_size, lr, progress,
-                             "discriminator")
+    return _train_supervised(
+        key, x, y, spec, x.shape[1:], "sigmoid", epochs, batch_size, lr, progress, "discriminator"
+    )
 
 
 def train_binary_many(key, x_real, x_fakes, spec: Spec, *, epochs: int, batch_size: int, lr: float = 1e-3):
@@ -483,8 +532,16 @@ def train_binary_many(key, x_real, x_fakes, spec: Spec, *, epochs: int, batch_si
     k_init, k_loop = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(key, x_fakes.shape[0]))
     inits = [init_net(k, spec, x_fakes.shape[2:]) for k in k_init]
     params = jax.tree.map(lambda *a: jnp.stack(a), *inits)
-    return _train_binary_many(params, k_loop, jnp.asarray(x_real, jnp.float32), x_fakes, spec=spec,
-                              epochs=int(epochs), batch_size=int(batch_size), lr=float(lr))
+    return _train_binary_many(
+        params,
+        k_loop,
+        jnp.asarray(x_real, jnp.float32),
+        x_fakes,
+        spec=spec,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "epochs", "batch_size", "lr"))
@@ -508,7 +565,9 @@ def _apply_jit(params, x, spec):
     return apply_net(params, spec, x)
 
 
-def predict(params, spec: Spec, x, batch_size: int = 1000, fn: Callable[[jax.Array], Any] | None = None) -> np.ndarray:
+def predict(
+    params, spec: Spec, x, batch_size: int = 1000, fn: Callable[[jax.Array], Any] | None = None
+) -> np.ndarray:
     """Apply a network to ``x[n, ...]`` in fixed-size chunks (one compilation), as NumPy.
 
     Args:
@@ -521,7 +580,7 @@ def predict(params, spec: Spec, x, batch_size: int = 1000, fn: Callable[[jax.Arr
     b = min(batch_size, n)
     outs = []
     for i in range(0, n, b):
-        chunk = x[i:i + b]
+        chunk = x[i : i + b]
         m = chunk.shape[0]
         if m < b:  # pad the last chunk: the same shape, no recompilation
             chunk = np.concatenate([chunk, np.zeros((b - m, *x.shape[1:]), np.float32)])

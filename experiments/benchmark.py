@@ -8,28 +8,31 @@
    call, against 100 sequential scikit-learn ``GaussianMixture`` fits
    (``init_params="random_from_data"``, ``max_iter=1000``, ``tol=1e-6``).
 
-Prints a table and writes ``results/benchmark.json``. Timings are medians of
-repeats; machines are noisy, so compare the ratios, which are measured in the
-same run.
+Writes ``results/benchmark.json`` and prints its section of the README (by
+``report.py``). Timings are medians of repeats; machines are noisy, so compare
+the ratios, which are measured in the same run. Compile times are those JAX
+reports for the first call (``_common.Timer``).
 
-    python experiments/benchmark.py [--repeats 5] [--restarts 100]
+    python -m experiments.benchmark [--scale quick|smoke] [--repeats 5] [--restarts 100]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+import swgmm_jax as sw
+from experiments import _common, report
 
-import swgmm_jax as sw  # noqa: E402
-from experiments._common import RESULTS, atomic_write_json, run_info  # noqa: E402
-from swgmm_jax._fit import _fit_restarts_jit  # noqa: E402
+# "quick" has the paper's 100 restarts of Figure 3 (there is no separate "paper" scale); "smoke" is
+# seconds long, for checks, and writes results/benchmark_smoke.json.
+SCALES = {
+    "quick": dict(repeats=5, restarts=100),
+    "smoke": dict(repeats=1, restarts=4),
+}
 
 
 def _median_time(fn, repeats):
@@ -52,7 +55,7 @@ def bench_step(repeats: int, n=10_000, d=64, k=10, n_proj=128) -> dict:
     for label, n_levels in [("levels_64", 64), ("levels_256", 256), ("all_levels", None)]:
         step = jax.jit(
             jax.value_and_grad(
-                lambda p, key, nl=n_levels: sw.sliced_loss(p, xj, key, n_projections=n_proj, n_levels=nl)
+                lambda p, key, nl=n_levels: sw.sliced_loss(key, p, xj, n_projections=n_proj, n_levels=nl)
             )
         )
         t0 = time.perf_counter()
@@ -63,7 +66,7 @@ def bench_step(repeats: int, n=10_000, d=64, k=10, n_proj=128) -> dict:
         out[f"swgmm_step_{label}_s"] = med
         out[f"swgmm_step_{label}_compile_s"] = compile_s
     # POT: distance only, same number of projections, NumPy backend.
-    y = np.asarray(sw.sample(params, jax.random.key(3), n))
+    y = np.asarray(sw.sample(jax.random.key(3), params, n))
     theta = np.asarray(sw.random_directions(jax.random.key(4), n_proj, d)).T  # [d, L]
     med, _ = _median_time(
         lambda: ot.sliced_wasserstein_distance(x, y, n_projections=n_proj, projections=theta), repeats
@@ -74,31 +77,38 @@ def bench_step(repeats: int, n=10_000, d=64, k=10, n_proj=128) -> dict:
     return out
 
 
+def _first_call(fn) -> float:
+    """Run ``fn`` once (compiling it); return the seconds JAX spent tracing, lowering and compiling."""
+    with _common.Timer() as t:
+        jax.block_until_ready(fn())
+    return t.compile_seconds
+
+
 def bench_restarts(n_restarts: int, repeats: int) -> dict:
     from sklearn.mixture import GaussianMixture
 
     x = sw.datasets.ring_square_line()
     cfg = sw.FitConfig()
-    keys = jax.random.split(jax.random.key(0), n_restarts)
     xj = jnp.asarray(x)
-    t0 = time.perf_counter()
-    compiled = _fit_restarts_jit.lower(keys, xj, None, n_components=10, config=cfg).compile()
-    compile_s = time.perf_counter() - t0
+    # One device (mesh=None), as the timings have always been taken; later calls hit the jit cache.
+    fit = lambda key: sw.fit_restarts(key, xj, 10, n_restarts, cfg, mesh=None)  # noqa: E731
+    compile_s = _first_call(lambda: fit(jax.random.key(0)))
     key_iter = iter(jax.random.split(jax.random.key(1), repeats))
-    ours, _ = _median_time(lambda: compiled(jax.random.split(next(key_iter), n_restarts), xj, None), repeats)
+    ours, _ = _median_time(lambda: fit(next(key_iter)), repeats)
 
     em_cfg = sw.EMConfig(max_iter=1000, tol=1e-6)
-    em_compiled = jax.jit(
-        lambda kk, xx: sw._em._fit_em_restarts_jit(kk, xx, None, n_components=10, config=em_cfg)
-    ).lower(keys, xj).compile()
+    fit_em = lambda key: sw.fit_em_restarts(key, xj, 10, n_restarts, em_cfg)  # noqa: E731
+    _first_call(lambda: fit_em(jax.random.key(0)))
     em_iter = iter(jax.random.split(jax.random.key(2), repeats))
-    ours_em, _ = _median_time(lambda: em_compiled(jax.random.split(next(em_iter), n_restarts), xj), repeats)
+    ours_em, _ = _median_time(lambda: fit_em(next(em_iter)), repeats)
 
     x64 = x.astype(np.float64)
 
     def sklearn_all():
         for r in range(n_restarts):
-            GaussianMixture(10, init_params="random_from_data", max_iter=1000, tol=1e-6, random_state=r).fit(x64)
+            GaussianMixture(10, init_params="random_from_data", max_iter=1000, tol=1e-6, random_state=r).fit(
+                x64
+            )
 
     sk, _ = _median_time(sklearn_all, max(1, repeats // 2))
     return {
@@ -116,35 +126,25 @@ def bench_restarts(n_restarts: int, repeats: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--restarts", type=int, default=100)
-    ap.add_argument("--out", default=str(RESULTS / "benchmark.json"))
+    ap = _common.argument_parser(__doc__)
+    _common.add_scale_argument(ap, SCALES)
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="timed calls per measurement (default per scale)"
+    )
+    ap.add_argument("--restarts", type=int, default=None, help="restarts of the fit_restarts measurement")
+    ap.add_argument("--out", default=None, help="results JSON (default results/benchmark[_<scale>].json)")
     args = ap.parse_args(argv)
-    info = run_info("benchmark")
-    step = bench_step(args.repeats)
-    restarts = bench_restarts(args.restarts, max(1, args.repeats // 2))
-    result = {"run": info, "step": step, "restarts": restarts}
-    atomic_write_json(args.out, result)
-    print(f"\nDevice: {info['device_kind']} ({info['backend']})")
-    print("| measurement | ours | peer | ratio (ours/peer) |")
-    print("|---|---|---|---|")
-    for label in ("levels_64", "levels_256", "all_levels"):
-        print(
-            f"| SW loss+grad step, N=10k d=64 K=10 L=128, {label} vs POT distance (numpy) "
-            f"| {step[f'swgmm_step_{label}_s'] * 1e3:.1f} ms | {step['pot_numpy_distance_s'] * 1e3:.1f} ms "
-            f"| {step[f'ratio_{label}_vs_pot']:.2f} |"
-        )
-    print(
-        f"| {args.restarts} SW restarts (fit_restarts, {sw.FitConfig().n_steps} steps) vs sklearn EM sequential "
-        f"| {restarts['swgmm_fit_restarts_s']:.1f} s (compile {restarts['swgmm_fit_restarts_compile_s']:.1f} s) "
-        f"| {restarts['sklearn_sequential_s']:.1f} s | {restarts['ratio_swgmm_vs_sklearn']:.2f} |"
-    )
-    print(
-        f"| {args.restarts} EM restarts (fit_em_restarts) vs sklearn EM sequential "
-        f"| {restarts['swgmm_em_restarts_s']:.1f} s | {restarts['sklearn_sequential_s']:.1f} s "
-        f"| {restarts['ratio_swgmm_em_vs_sklearn']:.2f} |"
-    )
+    out = args.out or _common.result_path("benchmark", scale=args.scale)
+    s = _common.scale_settings(SCALES, args.scale)
+    repeats = s["repeats"] if args.repeats is None else args.repeats
+    restarts = s["restarts"] if args.restarts is None else args.restarts
+    info = _common.run_info(args.scale)
+    step = bench_step(repeats)
+    result = {"run": info, "step": step, "restarts": bench_restarts(restarts, max(1, repeats // 2))}
+    info.finish()
+    _common.atomic_write_json(out, result)
+    print("\n".join(report.benchmark(result)))
+    print(f"wrote {out}")
     return result
 
 

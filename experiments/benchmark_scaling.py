@@ -16,38 +16,44 @@ clouds and never solve a mixture quantile):
 * POT ``ot.sliced_wasserstein_distance``, NumPy backend (distance only), and
   JAX backend (jitted value and gradient when that works, else eager distance).
 
-    python experiments/benchmark_scaling.py                     # CPU quick grid
-    python experiments/benchmark_scaling.py --scale gpu         # larger grid
-    python experiments/benchmark_scaling.py --point 1000000 128 64 1024   # one step
+    python -m experiments.benchmark_scaling                     # CPU quick grid
+    python -m experiments.benchmark_scaling --scale gpu         # larger grid
+    python -m experiments.benchmark_scaling --point 1000000 128 64 1024   # one step
 
-Writes ``results/benchmark_scaling.json`` (``--out`` to change). Timings are
-medians of ``--repeats`` runs after one warm-up call.
+Writes ``results/benchmark_scaling.json`` (``benchmark_scaling_<scale>.json`` at
+another scale, ``benchmark_scaling_point.json`` with ``--point``; ``--out`` to
+change). Timings are medians of ``--repeats`` runs after one warm-up call.
 """
 
 from __future__ import annotations
 
-import argparse
-import pathlib
-import sys
 import time
 import traceback
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import swgmm_jax as sw
+from experiments import _common
 
-import swgmm_jax as sw  # noqa: E402
-from experiments._common import RESULTS, atomic_write_json, run_info  # noqa: E402
-
-GRIDS = {
+SCALES = {
     # base (N, d, K, L) and the values of each axis
-    "quick": {"base": (10_000, 16, 10, 64),
-              "N": [2_500, 10_000, 40_000], "d": [4, 16, 64], "K": [5, 10, 20], "L": [16, 64, 256]},
-    "gpu": {"base": (100_000, 64, 16, 256),
-            "N": [25_000, 100_000, 400_000, 1_600_000], "d": [16, 64, 256], "K": [4, 16, 64],
-            "L": [64, 256, 1024, 4096]},
+    "quick": {
+        "base": (10_000, 16, 10, 64),
+        "N": [2_500, 10_000, 40_000],
+        "d": [4, 16, 64],
+        "K": [5, 10, 20],
+        "L": [16, 64, 256],
+    },
+    "gpu": {
+        "base": (100_000, 64, 16, 256),
+        "N": [25_000, 100_000, 400_000, 1_600_000],
+        "d": [16, 64, 256],
+        "K": [4, 16, 64],
+        "L": [64, 256, 1024, 4096],
+    },
+    "smoke": {"base": (1_000, 4, 3, 16), "N": [500, 1_000], "d": [2, 4], "K": [2, 3], "L": [8, 16]},
 }
 AXES = ("N", "d", "K", "L")
 
@@ -76,8 +82,15 @@ def time_step(n, d, k, n_proj, repeats, config=None):
     x, params = _problem(n, d, k)
 
     def loss(p, xx, key):
-        return sw.sliced_loss(p, xx, key, n_projections=n_proj, n_levels=config.n_levels,
-                              quantile_iters=config.quantile_iters, sort=config.sort)
+        return sw.sliced_loss(
+            key,
+            p,
+            xx,
+            n_projections=n_proj,
+            n_levels=config.n_levels,
+            quantile_iters=config.quantile_iters,
+            sort=config.sort,
+        )
 
     step = jax.jit(jax.value_and_grad(loss))
     key = jax.random.key(1)
@@ -89,9 +102,18 @@ def time_step(n, d, k, n_proj, repeats, config=None):
     first_s = time.perf_counter() - t0
     keys = iter(jax.random.split(jax.random.key(2), repeats))
     med, times = _median(lambda: compiled(params, x, next(keys)), repeats)
-    return {"N": n, "d": d, "K": k, "L": n_proj, "n_levels": config.n_levels,
-            "quantile_iters": config.quantile_iters, "compile_s": compile_s, "first_call_s": first_s,
-            "step_s": med, "step_times_s": times}
+    return {
+        "N": n,
+        "d": d,
+        "K": k,
+        "L": n_proj,
+        "n_levels": config.n_levels,
+        "quantile_iters": config.quantile_iters,
+        "compile_s": compile_s,
+        "first_call_s": first_s,
+        "step_s": med,
+        "step_times_s": times,
+    }
 
 
 def slope(points, axis):
@@ -119,7 +141,7 @@ HOST_PEER_MAX_VALUES = 3e7
 
 def time_peers(n, d, k, n_proj, repeats):
     x, params = _problem(n, d, k)
-    y = sw.sample(params, jax.random.key(3), n)
+    y = sw.sample(jax.random.key(3), params, n)
     theta = sw.random_directions(jax.random.key(4), n_proj, d)
     out = {"N": n, "d": d, "K": k, "L": n_proj}
     try:
@@ -140,8 +162,12 @@ def time_peers(n, d, k, n_proj, repeats):
         host_ok = n * n_proj <= HOST_PEER_MAX_VALUES
         if host_ok:
             xn, yn, tn = np.asarray(x), np.asarray(y), np.asarray(theta).T
-            _peer("pot_numpy_distance",
-                  lambda: ot.sliced_wasserstein_distance(xn, yn, n_projections=n_proj, projections=tn), repeats, out)
+            _peer(
+                "pot_numpy_distance",
+                lambda: ot.sliced_wasserstein_distance(xn, yn, n_projections=n_proj, projections=tn),
+                repeats,
+                out,
+            )
         else:
             out["pot_numpy_distance"] = {"skipped": f"N*L > {HOST_PEER_MAX_VALUES:g}"}
         tj = theta.T
@@ -159,8 +185,8 @@ def time_peers(n, d, k, n_proj, repeats):
 
 
 def run_grid(scale, repeats, peers=True):
-    grid = GRIDS[scale]
-    base = dict(zip(AXES, grid["base"]))
+    grid = _common.scale_settings(SCALES, scale)
+    base = dict(zip(AXES, grid["base"], strict=True))
     cache, axes = {}, {}
     for axis in AXES:
         pts = []
@@ -170,8 +196,11 @@ def run_grid(scale, repeats, peers=True):
             if key not in cache:
                 cache[key] = time_step(*key, repeats)
                 r = cache[key]
-                print(f"N={key[0]:>9} d={key[1]:>4} K={key[2]:>4} L={key[3]:>5}: step {r['step_s'] * 1e3:9.2f} ms "
-                      f"(compile {r['compile_s']:.1f} s)", flush=True)
+                print(
+                    f"N={key[0]:>9} d={key[1]:>4} K={key[2]:>4} L={key[3]:>5}: "
+                    f"step {r['step_s'] * 1e3:9.2f} ms (compile {r['compile_s']:.1f} s)",
+                    flush=True,
+                )
             pts.append(cache[key])
         axes[axis] = {"points": pts, "loglog_slope": slope(pts, axis)}
     out = {"base": base, "axes": axes}
@@ -182,42 +211,66 @@ def run_grid(scale, repeats, peers=True):
             ours = cache[(n, base["d"], base["K"], base["L"])]["step_s"]
             p["swgmm_step_s"] = ours
             out["peers"].append(p)
-            summary = ", ".join(f"{k} {v['step_s'] * 1e3:.1f} ms" for k, v in p.items()
-                                if isinstance(v, dict) and "step_s" in v)
+            summary = ", ".join(
+                f"{k} {v['step_s'] * 1e3:.1f} ms"
+                for k, v in p.items()
+                if isinstance(v, dict) and "step_s" in v
+            )
             print(f"peers N={n}: swgmm {ours * 1e3:.1f} ms, {summary}", flush=True)
         for name in ("ott_jax_value_and_grad", "pot_numpy_distance", "pot_jax_value_and_grad"):
-            pts = [{"N": p["N"], "step_s": p[name]["step_s"]} for p in out["peers"]
-                   if "step_s" in p.get(name, {})]
+            pts = [
+                {"N": p["N"], "step_s": p[name]["step_s"]}
+                for p in out["peers"]
+                if "step_s" in p.get(name, {})
+            ]
             out.setdefault("peer_slopes_N", {})[name] = slope(pts, "N") if len(pts) > 1 else None
     return out
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", choices=sorted(GRIDS), default="quick")
+    ap = _common.argument_parser(__doc__)
+    _common.add_scale_argument(ap, SCALES)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--point", type=int, nargs=4, metavar=("N", "d", "K", "L"), help="time one step only")
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--floor-ms", type=float, default=None, help="reference step time to record next to --point")
-    ap.add_argument("--out", default=str(RESULTS / "benchmark_scaling.json"))
+    ap.add_argument(
+        "--floor-ms", type=float, default=None, help="reference step time to record next to --point"
+    )
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="results JSON (default results/benchmark_scaling[_<scale>].json, _point with --point)",
+    )
     args = ap.parse_args(argv)
-    result = {"run": run_info(args.scale if args.point is None else "point")}
+    label = args.scale if args.point is None else "point"
+    out = args.out or _common.result_path("benchmark_scaling", scale=label)
+    info = _common.run_info(label)
+    result = {"run": info}
     if args.point is not None:
         r = time_step(*args.point, args.repeats)
         r["floor_ms"] = args.floor_ms
         result["point"] = r
-        print(f"step N={args.point[0]} d={args.point[1]} K={args.point[2]} L={args.point[3]}: "
-              f"{r['step_s'] * 1e3:.1f} ms (median of {args.repeats}), compile {r['compile_s']:.1f} s, "
-              f"first call {r['first_call_s']:.2f} s" + (f"; floor {args.floor_ms} ms" if args.floor_ms else ""))
+        print(
+            f"step N={args.point[0]} d={args.point[1]} K={args.point[2]} L={args.point[3]}: "
+            f"{r['step_s'] * 1e3:.1f} ms (median of {args.repeats}), compile {r['compile_s']:.1f} s, "
+            f"first call {r['first_call_s']:.2f} s" + (f"; floor {args.floor_ms} ms" if args.floor_ms else "")
+        )
     else:
         result["scale"] = args.scale
         result["grid"] = run_grid(args.scale, args.repeats, peers=not args.no_peers)
         g = result["grid"]
-        print("\nlog-log slopes of step time: " + ", ".join(f"{a} {g['axes'][a]['loglog_slope']:.2f}" for a in AXES))
+        print(
+            "\nlog-log slopes of step time: "
+            + ", ".join(f"{a} {g['axes'][a]['loglog_slope']:.2f}" for a in AXES)
+        )
         if "peer_slopes_N" in g:
-            print("peer slopes in N: " + ", ".join(f"{k} {v:.2f}" for k, v in g["peer_slopes_N"].items() if v is not None))
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
+            print(
+                "peer slopes in N: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in g["peer_slopes_N"].items() if v is not None)
+            )
+    info.finish()
+    _common.atomic_write_json(out, result)
+    print(f"wrote {out}")
     return result
 
 

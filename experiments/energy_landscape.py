@@ -48,27 +48,21 @@ mixture, not a theorem; try ``--b-weights 0.3 0.7 --b-scales 1 1 --b-means -3 3`
 
 Usage::
 
-    PYTHONPATH=. python experiments/energy_landscape.py --scale quick --out results
+    python -m experiments.energy_landscape --scale quick --out results
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-import swgmm_jax as sw  # noqa: E402
-from experiments._common import Timer, atomic_savefig, atomic_write_json, run_info  # noqa: E402
+import swgmm_jax as sw
+from experiments import _common
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -118,20 +112,20 @@ def _partial_moments(e, log_w, means, scales):
     return jnp.sum(w * (means * ndtr(u) - scales * phi), axis=-1)
 
 
-def wm_energy_mixture(y_sorted, log_w, means, scales, *, n_iter: int = 32):
+def wm_energy_mixture(y_sorted, log_w, means, scales, *, quantile_iters: int = 32):
     """Exact ``W_2^2`` between a 1D Gaussian mixture and the empirical measure of ``y_sorted[N]``.
 
     Args:
       y_sorted: ``[N]`` sorted samples.
       log_w, means, scales: ``[K]`` the mixture (log-weights normalised here).
-      n_iter: iterations of the quantile solver.
+      quantile_iters: iterations of the quantile solver.
 
     Returns:
       ``[]`` the energy ``int_0^1 (Q(z) - y_(ceil(zN)))^2 dz``.
     """
     n = y_sorted.shape[-1]
     i = jnp.arange(1, n, dtype=y_sorted.dtype)
-    edges = sw.mixture_quantile(i / n, log_w, means, scales, n_iter=n_iter)
+    edges = sw.mixture_quantile(i / n, log_w, means, scales, quantile_iters=quantile_iters)
     w = jnp.exp(jax.nn.log_softmax(log_w))
     m_edges = _partial_moments(edges, log_w, means, scales)
     m_all = jnp.concatenate([jnp.zeros((1,), y_sorted.dtype), m_edges, jnp.sum(w * means)[None]])
@@ -158,20 +152,16 @@ def wm_energy_gaussian(y_sorted, mu, sigma):
 def nll_mixture(y, log_w, means, scales):
     """Mean negative log-likelihood of samples ``y[N]`` under a 1D mixture (``[K]`` parameters).
 
-    Written out rather than through ``sw.mixture_logpdf``, whose ``log sqrt(2 pi)``
-    is a module constant fixed at import: float32 when x64 is switched on only
-    for this run, a constant 1.6e-8 offset (harmless for the landscape, but it
-    spoils the float64 cross-check against ``sw.log_likelihood``).
+    Through the package's 1D density :func:`swgmm_jax.mixture_logpdf` (log-weights
+    normalised there); the run cross-checks it against :func:`swgmm_jax.log_likelihood`.
     """
-    u = (y[:, None] - means) / scales
-    log_comp = jax.nn.log_softmax(log_w) - 0.5 * u * u - jnp.log(scales) - _LOG_SQRT_2PI
-    return -jnp.mean(jax.scipy.special.logsumexp(log_comp, axis=-1))
+    return -jnp.mean(sw.mixture_logpdf(y, log_w, means, scales))
 
 
-def wm_midpoint(y_sorted, log_w, means, scales, *, n_iter: int = 32):
+def wm_midpoint(y_sorted, log_w, means, scales, *, quantile_iters: int = 32):
     """The package's estimate: ``transport_cost`` at all ``N`` data levels (midpoint rule)."""
     levels = sw.midpoint_levels(y_sorted.shape[-1], y_sorted.dtype)
-    return sw.transport_cost(y_sorted, log_w, means, scales, levels, p=2.0, n_iter=n_iter)
+    return sw.transport_cost(y_sorted, log_w, means, scales, levels, p=2.0, quantile_iters=quantile_iters)
 
 
 def _grid_map(fn, points, batch):
@@ -195,20 +185,20 @@ def _landscape_a(y_sorted, mus, sigma):
     return nll, wm
 
 
-def _landscape_b_impl(y_sorted, mu_pairs, log_w, scales, batch, n_iter, with_midpoint):
+def _landscape_b_impl(y_sorted, mu_pairs, log_w, scales, batch, quantile_iters, with_midpoint):
     def one(m):
         out = {
             "nll": nll_mixture(y_sorted, log_w, m, scales),
-            "wm": wm_energy_mixture(y_sorted, log_w, m, scales, n_iter=n_iter),
+            "wm": wm_energy_mixture(y_sorted, log_w, m, scales, quantile_iters=quantile_iters),
         }
         if with_midpoint:
-            out["wm_midpoint"] = wm_midpoint(y_sorted, log_w, m, scales, n_iter=n_iter)
+            out["wm_midpoint"] = wm_midpoint(y_sorted, log_w, m, scales, quantile_iters=quantile_iters)
         return out
 
     return _grid_map(one, mu_pairs, batch)
 
 
-_landscape_b = jax.jit(_landscape_b_impl, static_argnames=("batch", "n_iter", "with_midpoint"))
+_landscape_b = jax.jit(_landscape_b_impl, static_argnames=("batch", "quantile_iters", "with_midpoint"))
 
 
 # --------------------------------------------------------------------------- minima
@@ -238,7 +228,7 @@ def local_minima(energy, *, include_boundary: bool = False) -> np.ndarray:
         shift = tuple(o - 1 for o in offset)
         if not any(shift):
             continue
-        neigh = padded[tuple(slice(1 + s, 1 + s + n) for s, n in zip(shift, e.shape))]
+        neigh = padded[tuple(slice(1 + s, 1 + s + n) for s, n in zip(shift, e.shape, strict=True))]
         is_min &= e < neigh
     if not include_boundary:
         interior = np.zeros(e.shape, bool)
@@ -331,7 +321,7 @@ def run_scenario_a(key, s: Settings) -> dict:
 def _truth_and_samples(key, w, m, sc, n):
     # Jitted as a whole: op-by-op dispatch of from_moments and sample costs seconds of compiles.
     truth = sw.from_moments(w, m[:, None], (sc**2)[:, None, None], reg_covar=0.0)
-    return truth, sw.sample(truth, key, n)[:, 0]
+    return truth, sw.sample(key, truth, n)[:, 0]
 
 
 def run_scenario_b(key, s: Settings, *, with_midpoint: bool = True) -> dict:
@@ -339,12 +329,18 @@ def run_scenario_b(key, s: Settings, *, with_midpoint: bool = True) -> dict:
     m = jnp.asarray(s.means_b, jnp.float64)
     sc = jnp.asarray(s.scales_b, jnp.float64)
     truth, y = _truth_and_samples(key, w, m, sc, n=s.n_b)
-    y = np.sort(np.asarray(y))  # host sort: XLA's CPU sort is slow (PERF-NOTES)
+    y = np.sort(np.asarray(y))  # host sort: XLA's CPU sort is slow (README, "Sorting on CPU")
     grid = np.linspace(*s.range_b, s.grid_b)
     g1, g2 = np.meshgrid(grid, grid, indexing="ij")  # energy[i, j] is at (mu_1, mu_2) = (grid[i], grid[j])
     pairs = jnp.asarray(np.stack([g1.ravel(), g2.ravel()], axis=-1))
     out = _landscape_b(
-        jnp.asarray(y), pairs, jnp.log(w), sc, batch=s.batch, n_iter=s.quantile_iters, with_midpoint=with_midpoint
+        jnp.asarray(y),
+        pairs,
+        jnp.log(w),
+        sc,
+        batch=s.batch,
+        quantile_iters=s.quantile_iters,
+        with_midpoint=with_midpoint,
     )
     out = {k: np.asarray(v).reshape(s.grid_b, s.grid_b) for k, v in out.items()}
     spacing = float(grid[1] - grid[0])
@@ -362,8 +358,8 @@ def run_scenario_b(key, s: Settings, *, with_midpoint: bool = True) -> dict:
         "surface_formula": float(jax.jit(nll_mixture)(yj, jnp.log(w), m, sc)),
         "sw.log_likelihood": float(-jax.jit(sw.log_likelihood)(truth, yj[:, None])),
     }
-    wm_truth = jax.jit(wm_energy_mixture, static_argnames=("n_iter",))
-    res["wm_at_truth"] = float(wm_truth(yj, jnp.log(w), m, sc, n_iter=s.quantile_iters))
+    wm_truth = jax.jit(wm_energy_mixture, static_argnames=("quantile_iters",))
+    res["wm_at_truth"] = float(wm_truth(yj, jnp.log(w), m, sc, quantile_iters=s.quantile_iters))
     for k in ("nll", "wm"):
         i, j = np.unravel_index(np.nanargmin(out[k]), out[k].shape)
         res.setdefault("argmin", {})[k] = [float(grid[i]), float(grid[j])]
@@ -400,7 +396,8 @@ def plot(res_a, res_b, s: Settings, path) -> None:
     ax.text(
         0.5,
         0.62,
-        "both are exact parabolas in $\\mu$ with vertex at the\nsample mean: identical once scaled and shifted",
+        "both are exact parabolas in $\\mu$ with vertex at the\n"
+        "sample mean: identical once scaled and shifted",
         transform=ax.transAxes,
         ha="center",
         fontsize=8,
@@ -439,7 +436,7 @@ def plot(res_a, res_b, s: Settings, path) -> None:
         "colours at quantiles of each surface",
         fontsize=10,
     )
-    atomic_savefig(fig, path, dpi=110)
+    _common.atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -453,14 +450,15 @@ def _table(res_a, res_b) -> str:
             c = res["minima"][k]
             am = res["argmin"][k]
             am = f"{am:+.3f}" if np.isscalar(am) else f"({am[0]:+.2f}, {am[1]:+.2f})"
-            lines.append(f"{name:<14}{k.upper():<8}{c['raw']:>11}{c['modulo_swap']:>10}{c['boundary_minima']:>12}  {am}")
+            counts = f"{c['raw']:>11}{c['modulo_swap']:>10}{c['boundary_minima']:>12}"
+            lines.append(f"{name:<14}{k.upper():<8}{counts}  {am}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--scale", choices=sorted(SCALES), default="quick")
-    p.add_argument("--out", default="results", help="output directory")
+    p = _common.argument_parser(__doc__.split("\n")[0])
+    _common.add_scale_argument(p, SCALES)
+    p.add_argument("--out", default=str(_common.RESULTS), help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", type=int, default=None, help="override: points per axis of the (b) grid")
     p.add_argument("--grid-1d", type=int, default=None, help="override: points of the (a) grid")
@@ -472,7 +470,7 @@ def main(argv=None) -> dict:
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
 
-    kw = dict(SCALES[args.scale])
+    kw = _common.scale_settings(SCALES, args.scale)
     if args.grid is not None:
         kw["grid_b"] = args.grid
     if args.grid_1d is not None:
@@ -489,18 +487,18 @@ def main(argv=None) -> dict:
 
 
 def _run(args, s: Settings) -> dict:
-    info = run_info(args.scale)
-    out = pathlib.Path(args.out)
+    info = _common.run_info(args.scale)
 
     key_a, key_b = jax.random.split(jax.random.key(args.seed))
-    with Timer() as ta:
+    with _common.Timer() as ta:
         res_a = run_scenario_a(key_a, s)
-    with Timer() as tb:
+    with _common.Timer() as tb:
         res_b = run_scenario_b(key_b, s, with_midpoint=not args.no_midpoint_check)
 
     print(_table(res_a, res_b))
     print(
-        f"(a) sample mean {res_a['sample_mean']:+.4f}; curvature NLL {res_a['quadratic_fit']['nll']['curvature']:.4f}, "
+        f"(a) sample mean {res_a['sample_mean']:+.4f}; "
+        f"curvature NLL {res_a['quadratic_fit']['nll']['curvature']:.4f}, "
         f"WM {res_a['quadratic_fit']['wm']['curvature']:.4f} (both exact quadratics in mu)"
     )
     if "midpoint_check" in res_b:
@@ -520,16 +518,22 @@ def _run(args, s: Settings) -> dict:
         "grid_ranges": {"a": list(s.range_a), "b": list(s.range_b)},
         "minima_rule": "strict minima over the 2 (1D) / 8 (2D) neighbours, interior grid points only",
         "counts": {
-            sc: {k: {c: r["minima"][k][c] for c in ("raw", "modulo_swap", "boundary_minima")} for k in ("nll", "wm")}
+            sc: {
+                k: {c: r["minima"][k][c] for c in ("raw", "modulo_swap", "boundary_minima")}
+                for k in ("nll", "wm")
+            }
             for sc, r in (("a", res_a), ("b", res_b))
         },
         "scenario_a": {k: v for k, v in res_a.items() if k not in drop},
         "scenario_b": {k: v for k, v in res_b.items() if k not in drop},
         "seconds": {"a": ta.seconds, "b": tb.seconds},
     }
-    atomic_write_json(out / "energy_landscape.json", result)
+    info.finish()
+    # One file name at every scale: the README reports whichever run wrote it last.
+    json_path = _common.result_path("energy_landscape", "json", out_dir=args.out)
+    _common.atomic_write_json(json_path, result)
     if not args.no_plot:
-        plot(res_a, res_b, s, out / "energy_landscape.png")
+        plot(res_a, res_b, s, json_path.with_suffix(".png"))
     return result
 
 

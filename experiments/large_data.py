@@ -10,29 +10,35 @@ every step (``sw.fit``, ``batch_size=None``) from the same initialisation, and
 both fits are scored on held-out points (mean log-likelihood, and SW_2^2 on
 fixed directions).
 
-    python experiments/large_data.py                 # quick: n=50,000, two batch sizes + full
-    python experiments/large_data.py --n 10000000    # streamed only (writes a 640 MB file)
+    python -m experiments.large_data                  # quick: n=50,000, two batch sizes + full
+    python -m experiments.large_data --scale large    # n=10,000,000, streamed only (writes a 640 MB file)
+    python -m experiments.large_data --n 200000       # any n (the scale's other settings)
 
-Writes ``results/large_data.json`` (one entry per ``n``).
+Writes ``results/large_data.json`` (one entry per ``n``; at the smoke scale
+``results/large_data_smoke.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import resource
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import swgmm_jax as sw
+from experiments import _common
 
-import swgmm_jax as sw  # noqa: E402
-from experiments._common import RESULTS, atomic_write_json, load_json, run_info  # noqa: E402
+# Every scale runs the same sequence of fits, so that peak RSS compares across n.
+_FIT = dict(d=16, k=20, batch=(512, 4096), steps=500, chunk=50, projections=16, levels=64)
+SCALES = {
+    "quick": dict(n=50_000, **_FIT),
+    "large": dict(n=10_000_000, **_FIT),
+    "smoke": dict(n=5_000, d=4, k=3, batch=(256,), steps=20, chunk=10, projections=8, levels=16),
+}
 
 
 def peak_rss_mb() -> float:
@@ -78,28 +84,33 @@ def sample(n, gmm, seed):
 
 def score(params, x_test, eval_key, ll_true):
     ll = float(sw.log_likelihood(params, x_test))
-    swd = float(sw.sliced_wasserstein(params, x_test, eval_key, n_projections=256, n_levels=256))
+    swd = float(sw.sliced_wasserstein(eval_key, params, x_test, n_projections=256, n_levels=256))
     return {"test_loglik": ll, "test_loglik_gap_to_truth": ll_true - ll, "test_sw2": swd}
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=50_000)
-    ap.add_argument("--d", type=int, default=16)
-    ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--batch", type=int, nargs="+", default=None, help="minibatch sizes (default 512 4096)")
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--chunk", type=int, default=50)
-    ap.add_argument("--projections", type=int, default=16)
-    ap.add_argument("--levels", type=int, default=64)
+    ap = _common.argument_parser(__doc__)
+    _common.add_scale_argument(ap, SCALES)
+    ap.add_argument("--n", type=int, default=None, help="points (default per scale)")
+    ap.add_argument("--d", type=int, default=None)
+    ap.add_argument("--k", type=int, default=None)
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="minibatch sizes (default per scale)")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--chunk", type=int, default=None)
+    ap.add_argument("--projections", type=int, default=None)
+    ap.add_argument("--levels", type=int, default=None)
     ap.add_argument("--full-max", type=int, default=300_000, help="also fit on all points when n <= this")
     ap.add_argument("--data-dir", default=tempfile.gettempdir())
+    ap.add_argument("--out", default=None, help="results JSON (default results/large_data[_smoke].json)")
     args = ap.parse_args(argv)
+    s = _common.scale_settings(SCALES, args.scale)
+    for name in ("n", "d", "k", "batch", "steps", "chunk", "projections", "levels"):
+        if getattr(args, name) is None:
+            setattr(args, name, s[name])
     full = args.n <= args.full_max
-    # The same sequence of fits at every n, so that peak RSS compares across n.
-    batches = args.batch or [512, 4096]
+    batches = list(args.batch)
 
-    info = run_info(f"n={args.n}")
+    info = _common.run_info(args.scale)
     jax.numpy.zeros(1).block_until_ready()
     rss = {"after_start_peak_mb": peak_rss_mb()}
     gmm = true_gmm(args.d, args.k)
@@ -114,8 +125,11 @@ def main(argv=None):
     gen_s = time.perf_counter() - t0
     data = np.memmap(path, dtype=np.float32, mode="r", shape=(args.n, args.d))
     rss["after_data_peak_mb"] = peak_rss_mb()
-    print(f"data: {args.n} x {args.d} float32 ({path.stat().st_size / 2**20:.0f} MiB file) in {gen_s:.1f} s; "
-          f"peak RSS {rss['after_data_peak_mb']:.0f} MB", flush=True)
+    print(
+        f"data: {args.n} x {args.d} float32 ({path.stat().st_size / 2**20:.0f} MiB file) in {gen_s:.1f} s; "
+        f"peak RSS {rss['after_data_peak_mb']:.0f} MB",
+        flush=True,
+    )
 
     # Same initialisation for every fit and every n: k-means++ on 20,000 fresh
     # points of the same distribution (fixed seed), so runs at different n differ
@@ -123,25 +137,48 @@ def main(argv=None):
     init_sample = sample(20_000, gmm, seed=3)
     init = sw.initialize(jax.random.key(3), init_sample, args.k, method="kmeans++")
     eval_key = jax.random.key(99)
-    out = {"run": info, "n": args.n, "d": args.d, "k": args.k, "steps": args.steps, "chunk_steps": args.chunk,
-           "n_projections": args.projections, "n_levels": args.levels, "data_seconds": gen_s,
-           "data_file_mb": path.stat().st_size / 2**20, "truth_test_loglik": ll_true, "fits": {}}
+    out = {
+        "run": info,
+        "n": args.n,
+        "d": args.d,
+        "k": args.k,
+        "steps": args.steps,
+        "chunk_steps": args.chunk,
+        "n_projections": args.projections,
+        "n_levels": args.levels,
+        "data_seconds": gen_s,
+        "data_file_mb": path.stat().st_size / 2**20,
+        "truth_test_loglik": ll_true,
+        "fits": {},
+    }
     out["fits"]["init"] = score(init, x_test, eval_key, ll_true)
-    out["fits"]["truth"] = score(sw.from_moments(w, m, c), x_test, eval_key, ll_true)  # noise floor of test_sw2
+    out["fits"]["truth"] = score(
+        sw.from_moments(w, m, c), x_test, eval_key, ll_true
+    )  # noise floor of test_sw2
 
     for b in batches:
-        cfg = sw.FitConfig(n_steps=args.steps, n_projections=args.projections, n_levels=args.levels, batch_size=b)
+        cfg = sw.FitConfig(
+            n_steps=args.steps, n_projections=args.projections, n_levels=args.levels, batch_size=b
+        )
         t0 = time.perf_counter()
         res = sw.fit_stream(jax.random.key(4), data, args.k, cfg, init=init, chunk_steps=args.chunk)
         res.params.means.block_until_ready()
         secs = time.perf_counter() - t0
-        entry = {"seconds": secs, "batch_size": b, "peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb(),
-                 "device_batch_mb_per_chunk": args.chunk * b * args.d * 4 / 2**20,
-                 "final_loss": float(np.mean(np.asarray(res.loss_history)[-50:])),
-                 **score(res.params, x_test, eval_key, ll_true)}
+        entry = {
+            "seconds": secs,
+            "batch_size": b,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_mb": current_rss_mb(),
+            "device_batch_mb_per_chunk": args.chunk * b * args.d * 4 / 2**20,
+            "final_loss": float(np.mean(np.asarray(res.loss_history)[-50:])),
+            **score(res.params, x_test, eval_key, ll_true),
+        }
         out["fits"][f"stream_b{b}"] = entry
-        print(f"stream b={b}: {secs:.1f} s, peak RSS {entry['peak_rss_mb']:.0f} MB, "
-              f"test loglik {entry['test_loglik']:.3f} (truth {ll_true:.3f}), test SW2 {entry['test_sw2']:.4f}", flush=True)
+        print(
+            f"stream b={b}: {secs:.1f} s, peak RSS {entry['peak_rss_mb']:.0f} MB, "
+            f"test loglik {entry['test_loglik']:.3f} (truth {ll_true:.3f}), test SW2 {entry['test_sw2']:.4f}",
+            flush=True,
+        )
 
     if full:
         x = np.array(data)  # in memory from here on
@@ -150,19 +187,32 @@ def main(argv=None):
         res = sw.fit(jax.random.key(4), x, args.k, cfg, init=init, mesh=None)
         res.params.means.block_until_ready()
         secs = time.perf_counter() - t0
-        entry = {"seconds": secs, "batch_size": None, "peak_rss_mb": peak_rss_mb(),
-                 "final_loss": float(np.mean(np.asarray(res.loss_history)[-50:])),
-                 **score(res.params, x_test, eval_key, ll_true)}
+        entry = {
+            "seconds": secs,
+            "batch_size": None,
+            "peak_rss_mb": peak_rss_mb(),
+            "final_loss": float(np.mean(np.asarray(res.loss_history)[-50:])),
+            **score(res.params, x_test, eval_key, ll_true),
+        }
         out["fits"]["full"] = entry
-        print(f"full data: {secs:.1f} s, test loglik {entry['test_loglik']:.3f}, test SW2 {entry['test_sw2']:.4f}", flush=True)
+        print(
+            f"full data: {secs:.1f} s, test loglik {entry['test_loglik']:.3f}, "
+            f"test SW2 {entry['test_sw2']:.4f}",
+            flush=True,
+        )
     out["rss"] = rss
     del data
     path.unlink()
 
-    results = load_json(RESULTS / "large_data.json", default={})
+    info.finish()
+    # One file for the quick and large scales (an entry per n, to compare across n); smoke runs apart.
+    json_path = args.out or _common.result_path(
+        "large_data", scale="smoke" if args.scale == "smoke" else None
+    )
+    results = _common.load_json(json_path, default={})
     results[str(args.n)] = out
-    atomic_write_json(RESULTS / "large_data.json", results)
-    print(f"wrote {RESULTS / 'large_data.json'}")
+    _common.atomic_write_json(json_path, results)
+    print(f"wrote {json_path}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,19 @@
 """Regenerate the README's results section from ``results/*.json``.
 
 Every number in the README's results section is written by this script from
-the JSON files the experiment scripts produce; nothing is typed by hand.
+the JSON files the experiment scripts produce; nothing is typed by hand. The
+experiment scripts print their own section with these functions too: tables are
+rendered here only.
 
-    python experiments/report.py
+    python -m experiments.report
 """
 
 from __future__ import annotations
 
 import pathlib
 import re
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from experiments._common import PAPER, RESULTS, ROOT, atomic_write_bytes, load_json  # noqa: E402
+from experiments._common import PAPER, RESULTS, ROOT, argument_parser, atomic_write_bytes, load_json
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -27,13 +26,15 @@ def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
     s = d["summary"]
     paper = {m: _pct(v) for m, v in PAPER["optimal_nll"].items() if m != "dataset"}
     lines = [
-        f"### Figure 3: robustness to initialisation (`experiments/ring_square_line.py`, scale `{d['run']['scale']}`)",
+        "### Figure 3: robustness to initialisation "
+        f"(`experiments/ring_square_line.py`, scale `{d['run']['scale']}`)",
         "",
         f"{d['data']}, K={d['K']}, {d['n_restarts']} random initialisations shared by all methods; "
         f"device: {d['run']['device_kind']} ({d['run']['backend']}). Optimal = {d['optimal_definition']} "
         f"(best NLL found: {s['best_nll']:.4f}). SW config: `{d['sw_config']}`.",
         "",
-        "| method | NLL min / median / max | within 0.5% | within 1% | paper (optimal NLL) | SW median (IQR/median) | wall s (of which compile) |",
+        "| method | NLL min / median / max | within 0.5% | within 1% | paper (optimal NLL) "
+        "| SW median (IQR/median) | wall s (of which compile) |",
         "|---|---|---|---|---|---|---|",
     ]
     order = [m for m in d.get("method_order", []) if m in s["methods"]]
@@ -56,9 +57,10 @@ def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
     picked = s.get("select_by_sw", {})
     if picked:
         lines += [""] + [
-            f"- picking by SW distance, `{fit}`: the {row['n_lowest_sw']} restarts with the lowest SW distance "
-            f"reach within 1% of the best NLL after EM (`{row['polished_by']}`) in {_pct(row['lowest_sw_within_1pct'])} "
-            f"of cases, against {_pct(row['all_within_1pct'])} of all restarts; the single lowest-SW restart "
+            f"- picking by SW distance, `{fit}`: the {row['n_lowest_sw']} restarts with the lowest "
+            f"SW distance reach within 1% of the best NLL after EM (`{row['polished_by']}`) in "
+            f"{_pct(row['lowest_sw_within_1pct'])} of cases, against {_pct(row['all_within_1pct'])} "
+            "of all restarts; the single lowest-SW restart "
             f"{'reaches' if row['argmin_sw_within_1pct'] else 'does not reach'} it"
             for fit, row in picked.items()
         ]
@@ -66,7 +68,8 @@ def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
     rates = d.get("relocation_acceptance_rate_per_round", {})
     if rates:
         lines += [""] + [
-            f"- moves kept per round, `{name}`: " + ", ".join(f"{100 * r:.0f}%" for r in v) for name, v in rates.items()
+            f"- moves kept per round, `{name}`: " + ", ".join(f"{100 * r:.0f}%" for r in v)
+            for name, v in rates.items()
         ]
     lines += ["", f"![ring-square-line](results/{stem}.png)", ""]
     return lines
@@ -77,12 +80,16 @@ def _ring_fooling(d) -> list[str]:
     fr = d["summary"].get("fooling_rate", {})
     if not fr:
         return []
-    paper = {m: f"{100 * v[0]:.2f}% ± {100 * v[1]:.2f}%" for m, v in PAPER["fooling_rate"]["Ring-Square-Line"].items()}
+    paper = {
+        m: f"{100 * v[0]:.2f}% ± {100 * v[1]:.2f}%"
+        for m, v in PAPER["fooling_rate"]["Ring-Square-Line"].items()
+    }
     t = d["timing_s_first_call_incl_compile"].get("fooling_rate_all_methods")
     lines = [
         "",
         f"Fooling rate (paper's Figure 6, ring-square-line row; chance level 50%): {d['fooling_rate_setup']}"
-        + ("" if t is None else f"; {t:.0f} s for all methods") + ".",
+        + ("" if t is None else f"; {t:.0f} s for all methods")
+        + ".",
         "",
         "| method | fooling rate, mean ± std over restarts | paper |",
         "|---|---|---|",
@@ -106,7 +113,8 @@ def _ring_reading(d, order) -> list[str]:
         nll_min = min(s[m]["nll_min"] for m in pure)
         within = max(s[m]["within_1pct"] for m in pure)
         verdict = (
-            "no pure SW fit comes within 1% of the best NLL" if within == 0
+            "no pure SW fit comes within 1% of the best NLL"
+            if within == 0
             else f"at most {_pct(within)} of pure SW fits come within 1% of the best NLL"
         )
         lines += [
@@ -114,15 +122,20 @@ def _ring_reading(d, order) -> list[str]:
             f"Reading: the lowest SW distances belong to pure SW fits (`{lo}`: median SW "
             f"{s[lo]['sw_median']:.5f}, vs {s[ml[0]]['sw_median']:.5f} for the maximum-likelihood fits "
             f"of `{ml[0]}`), yet {verdict}: their lowest NLL is {nll_min:.4f}, "
-            f"{100 * (nll_min / best - 1):.1f}% above the best ({best:.4f}). The SW optimum is a different GMM "
-            "from the likelihood optimum; SW fits are starting points for EM, not maximum-likelihood fits.",
+            f"{100 * (nll_min / best - 1):.1f}% above the best ({best:.4f}). "
+            "The SW optimum is a different GMM from the likelihood optimum; "
+            "SW fits are starting points for EM, not maximum-likelihood fits.",
         ]
     robust = [m for m in order if s[m]["within_1pct"] >= 0.95]
     if "em" in s:
         lines += [
             "",
             "Target beyond the paper, at least 95% of restarts within 1% of the best NLL: "
-            + (", ".join(f"`{m}` {_pct(s[m]['within_1pct'])}" for m in robust) if robust else "reached by no method")
+            + (
+                ", ".join(f"`{m}` {_pct(s[m]['within_1pct'])}" for m in robust)
+                if robust
+                else "reached by no method"
+            )
             + f"; plain EM from the same initialisations: {_pct(s['em']['within_1pct'])}.",
         ]
     return lines
@@ -166,12 +179,11 @@ def embedding(d, stem: str = "embedding_digits") -> list[str]:
     mn = paper.get("fooling_rate", {}).get("MNIST", {})
     pu = paper.get("purity", {})
     if mn and pu:
-        lines.append(
-            f"| paper, MNIST EM | {100 * pu['em']:.2f}% | {100 * mn['em'][0]:.2f}% ± {100 * mn['em'][1]:.2f}% |"
-        )
-        lines.append(
-            f"| paper, MNIST SW | {100 * pu['sw']:.2f}% | {100 * mn['sw'][0]:.2f}% ± {100 * mn['sw'][1]:.2f}% |"
-        )
+        for m in ("em", "sw"):
+            lines.append(
+                f"| paper, MNIST {m.upper()} | {100 * pu[m]:.2f}% "
+                f"| {100 * mn[m][0]:.2f}% ± {100 * mn[m][1]:.2f}% |"
+            )
     if (ROOT / "results" / f"{stem}_samples.png").exists():
         lines += ["", f"![decoded samples per component](results/{stem}_samples.png)"]
     return lines + [""]
@@ -188,17 +200,20 @@ def benchmark(d) -> list[str]:
     for label in ("levels_64", "levels_256", "all_levels"):
         lines.append(
             f"| SW loss+grad step, N={st['N']} d={st['d']} K={st['K']} L={st['n_projections']} ({label}) "
-            f"vs POT `sliced_wasserstein_distance` (numpy, distance only) | {1e3 * st[f'swgmm_step_{label}_s']:.1f} ms "
-            f"| {1e3 * st['pot_numpy_distance_s']:.1f} ms | {st[f'ratio_{label}_vs_pot']:.2f} |"
+            "vs POT `sliced_wasserstein_distance` (numpy, distance only) "
+            f"| {1e3 * st[f'swgmm_step_{label}_s']:.1f} ms | {1e3 * st['pot_numpy_distance_s']:.1f} ms "
+            f"| {st[f'ratio_{label}_vs_pot']:.2f} |"
         )
     lines.append(
         f"| {rs['n_restarts']} SW restarts, K={rs['K']}, ring-square-line, one `fit_restarts` call "
         f"(compile {rs['swgmm_fit_restarts_compile_s']:.1f} s) vs sequential scikit-learn EM "
-        f"| {rs['swgmm_fit_restarts_s']:.1f} s | {rs['sklearn_sequential_s']:.1f} s | {rs['ratio_swgmm_vs_sklearn']:.2f} |"
+        f"| {rs['swgmm_fit_restarts_s']:.1f} s | {rs['sklearn_sequential_s']:.1f} s "
+        f"| {rs['ratio_swgmm_vs_sklearn']:.2f} |"
     )
     lines.append(
         f"| {rs['n_restarts']} EM restarts, one `fit_em_restarts` call vs sequential scikit-learn EM "
-        f"| {rs['swgmm_em_restarts_s']:.1f} s | {rs['sklearn_sequential_s']:.1f} s | {rs['ratio_swgmm_em_vs_sklearn']:.2f} |"
+        f"| {rs['swgmm_em_restarts_s']:.1f} s | {rs['sklearn_sequential_s']:.1f} s "
+        f"| {rs['ratio_swgmm_em_vs_sklearn']:.2f} |"
     )
     return lines + [""]
 
@@ -246,13 +261,20 @@ def update_readme(readme=ROOT / "README.md", results_dir=RESULTS) -> None:
     if BEGIN not in text or END not in text:
         raise ValueError(f"{readme} lacks the {BEGIN} / {END} markers")
     body = (
-        "Generated by `python experiments/report.py` from `results/*.json` (regenerate everything with "
-        "`python experiments/run_all.py`).\n\n" + render(results_dir)
+        "Generated by `python -m experiments.report` from `results/*.json` (regenerate everything with "
+        "`python -m experiments.run_all`).\n\n" + render(results_dir)
     )
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{body}\n{END}", text, flags=re.S)
+    new = re.sub(
+        re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{body}\n{END}", text, flags=re.S
+    )
     atomic_write_bytes(readme, new.encode())
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    argument_parser(__doc__).parse_args(argv)
     update_readme()
     print("README results section regenerated")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,36 +1,42 @@
-"""Run every experiment at the quick scale, then regenerate the README's results table.
+"""Run every experiment of the README at one scale, then regenerate the README's results section.
 
-    python experiments/run_all.py [--scale quick|paper] [--skip NAME ...]
+    python -m experiments.run_all [--scale quick|paper] [--skip NAME ...]
+
+Each script runs as ``python -m experiments.NAME --scale SCALE`` from the
+repository root, in its own process; ``benchmark`` always runs at its quick
+scale (which already has the paper's 100 restarts). Then ``report`` rewrites the
+README's results section from ``results/*.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 import subprocess
 import sys
 
-HERE = pathlib.Path(__file__).resolve().parent
+from experiments import _common, report
+
+# Script -> whether it takes run_all's --scale.
 SCRIPTS = {
-    "energy_landscape": ["energy_landscape.py"],
-    "ring_square_line": ["ring_square_line.py"],
-    "embedding_gmm": ["embedding_gmm.py"],
-    "benchmark": ["benchmark.py"],
+    "energy_landscape": True,
+    "ring_square_line": True,
+    "embedding_gmm": True,
+    "benchmark": False,
 }
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--scale", default="quick", choices=["quick", "paper"])
+    ap = _common.argument_parser(__doc__)
+    ap.add_argument("--scale", default=_common.DEFAULT_SCALE, choices=["quick", "paper"])
     ap.add_argument("--skip", nargs="*", default=[], choices=sorted(SCRIPTS))
     args = ap.parse_args(argv)
-    for name, cmd in SCRIPTS.items():
+    for name, scaled in SCRIPTS.items():
         if name in args.skip:
             continue
-        extra = [] if name == "benchmark" else ["--scale", args.scale]
-        print(f"== {name}", flush=True)
-        subprocess.run([sys.executable, str(HERE / cmd[0]), *extra], check=True)
-    subprocess.run([sys.executable, str(HERE / "report.py")], check=True)
+        extra = ["--scale", args.scale] if scaled else []
+        print(f"== python -m experiments.{name} {' '.join(extra)}", flush=True)
+        subprocess.run([sys.executable, "-m", f"experiments.{name}", *extra], check=True, cwd=_common.ROOT)
+    report.update_readme()
+    print("README results section regenerated")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,42 @@
 """swgmm_jax: Gaussian mixture models fitted by minimising the sliced Wasserstein distance.
 
 Kolouri, Rohde and Hoffmann, "Sliced Wasserstein Distance for Learning Gaussian
-Mixture Models", CVPR 2018. The package follows the method's pipeline:
+Mixture Models", CVPR 2018. The modules follow the method's pipeline, and each
+imports only modules above it:
 
+* ``_validation``: argument checks at the Python boundary;
 * ``_params``: GMM parameters as a pytree, densities, sampling;
 * ``_projections``: random directions, slices of data and of the GMM;
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
-* ``_sliced``: the sliced Wasserstein loss;
-* ``_fit``: the RMSProp fit loop and restarts; ``_relocate``: merge-and-relocate
-  moves out of its local minima; ``_em``: the EM baseline;
-* ``_sharding``: projections and restarts split across devices and processes;
+* ``_mesh``: device meshes (projections and restarts split across devices);
+* ``_sliced``: the sliced Wasserstein loss, sharded or not;
+* ``_config``: the fit's settings, composed by concern, numeric ones traced;
+* ``_init``: data statistics and random initialisations;
+* ``_relocate``: merge-and-relocate moves out of local minima;
+* ``_fit``: the public ``init``/``step`` pair and the fit loops;
+* ``_em``: the EM baseline;
+* ``_select``: picking the best restart;
 * ``_stream``: fits on host data streamed to the device in minibatches;
-* ``_metrics``: component purity and fooling rate of the embedding study.
+* ``_distributed``: multi-process start-up;
+* ``_metrics``: component purity and fooling rate of the embedding study;
+* ``datasets``, ``plotting``: data generators and figures.
 """
 
-from swgmm_jax._config import EMConfig, FitConfig
+from swgmm_jax import datasets
+from swgmm_jax._config import (
+    EMConfig,
+    FitConfig,
+    InitConfig,
+    OptimizerConfig,
+    RelocationConfig,
+    SlicingConfig,
+)
+from swgmm_jax._distributed import initialize_distributed
 from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
-from swgmm_jax._fit import FitResult, fit, fit_restarts, select_best, standardizer
-from swgmm_jax._init import initialize
+from swgmm_jax._fit import FitResult, FitState, FitStep, fit, fit_restarts, make_fit_step, run_steps
+from swgmm_jax._init import initialize, standardizer
+from swgmm_jax._mesh import make_projection_mesh
+from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._params import (
     GMMParams,
     component_log_prob,
@@ -28,18 +47,13 @@ from swgmm_jax._params import (
     sample,
     to_moments,
 )
-from swgmm_jax._relocate import merge_relocate
 from swgmm_jax._projections import project_data, project_gmm, random_directions
-from swgmm_jax._sharding import (
-    initialize_distributed,
-    make_projection_mesh,
-    sharded_sliced_loss,
-    sharded_sliced_wasserstein,
-)
+from swgmm_jax._relocate import merge_relocate
+from swgmm_jax._select import select_best
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
-from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._stream import fit_stream, host_minibatches
 from swgmm_jax._transport1d import (
+    QUANTILE_ITERS,
     midpoint_levels,
     mixture_cdf,
     mixture_logpdf,
@@ -48,16 +62,22 @@ from swgmm_jax._transport1d import (
     stratified_levels,
     transport_cost,
 )
-from swgmm_jax import datasets
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "QUANTILE_ITERS",
     "EMConfig",
     "EMResult",
     "FitConfig",
     "FitResult",
+    "FitState",
+    "FitStep",
     "GMMParams",
+    "InitConfig",
+    "OptimizerConfig",
+    "RelocationConfig",
+    "SlicingConfig",
     "component_log_prob",
     "component_purity",
     "datasets",
@@ -69,10 +89,11 @@ __all__ = [
     "fit_stream",
     "fooling_rate",
     "from_moments",
+    "host_minibatches",
     "initialize",
     "initialize_distributed",
-    "host_minibatches",
     "log_likelihood",
+    "make_fit_step",
     "make_projection_mesh",
     "merge_relocate",
     "midpoint_levels",
@@ -86,10 +107,9 @@ __all__ = [
     "project_data",
     "project_gmm",
     "random_directions",
+    "run_steps",
     "sample",
     "select_best",
-    "sharded_sliced_loss",
-    "sharded_sliced_wasserstein",
     "slice_costs",
     "sliced_loss",
     "sliced_wasserstein",

@@ -1,151 +1,360 @@
-"""Static configuration of the fits: frozen, hashable dataclasses.
+"""Configuration of the fits: small frozen dataclasses, composed, registered as pytrees.
 
-Every field is static under ``jit``: changing one recompiles, changing the data
-values never does.
+Settings are split by concern: :class:`SlicingConfig` (the Monte-Carlo
+estimator of ``SW_p^p``), :class:`OptimizerConfig` (RMSProp and its schedule),
+:class:`InitConfig` (the random initialisation) and :class:`RelocationConfig`
+(merge-and-relocate moves), composed by :class:`FitConfig`.
+
+Each config is a pytree (``jax.tree_util.register_dataclass``) with two kinds
+of field:
+
+* **structure** (step and projection counts, quantile levels, ``p``, which
+  options are on) is static: part of the tree's structure, so changing it
+  compiles again;
+* **numeric hyperparameters** (learning rates, schedule values, ``reg_covar``,
+  covariance scales, temperatures, ``tol``) are leaves: traced under ``jit``, so
+  changing them reuses the compiled fit, and ``jax.vmap`` over an array of
+  them runs a sweep in one call.
+
+``p`` stays static: ``p = 2`` takes a multiplication where any other value
+takes a power, a different computation with a different gradient at 0.
+
+For convenience :class:`FitConfig` also takes every sub-setting as a flat
+keyword (``FitConfig(n_steps=300, learning_rate=0.1, n_levels=128)``) and reads
+it back the same way (``config.learning_rate``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from typing import Callable, Union
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["FitConfig", "EMConfig", "INIT_METHODS"]
+import jax
+
+from swgmm_jax._transport1d import QUANTILE_ITERS
+from swgmm_jax._validation import check_choice, check_positive_int, check_real
+
+__all__ = [
+    "SlicingConfig",
+    "OptimizerConfig",
+    "InitConfig",
+    "RelocationConfig",
+    "FitConfig",
+    "EMConfig",
+    "INIT_METHODS",
+    "check_config",
+]
 
 INIT_METHODS = ("random_from_data", "kmeans++")
+SORT_METHODS = ("auto", "xla", "host")
 _SCHEDULES = ("constant", "cosine")
 
 
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+def _check_int_or_none(value: Any, name: str) -> None:
+    if value is not None:
+        check_positive_int(value, name)
 
 
-def _check_pos(name, value, strict=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (value > 0 if strict else value >= 0):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} 0, got {value}")
+def _pytree(cls: Any, data: tuple[str, ...]) -> Any:
+    """Register a frozen dataclass: ``data`` fields are leaves, the others static."""
+    meta = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+    return jax.tree_util.register_dataclass(cls, data_fields=list(data), meta_fields=meta)
 
 
 @dataclasses.dataclass(frozen=True)
-class FitConfig:
-    """Configuration of a sliced-Wasserstein GMM fit (:func:`swgmm_jax.fit`).
-
-    The fit standardises the data internally (centre, then divide by one global
-    scale, the root-mean-square deviation): lengths below, and ``reg_covar``,
-    are in those standardised units, so the same settings work for data at any
-    offset or scale. Parameters are returned in the caller's units.
+class SlicingConfig:
+    """The Monte-Carlo estimator of ``SW_p^p`` used at each step (all static).
 
     Attributes:
-      n_steps: RMSProp steps, one fresh set of directions each.
       n_projections: directions ``L`` per step.
-      learning_rate: RMSProp step size (standardised units).
-      lr_schedule: ``"cosine"`` (decay to ``lr_final_fraction * learning_rate``),
-        ``"constant"``, or any optax schedule ``step -> lr``.
-      lr_final_fraction: end value of the cosine schedule, as a fraction.
-      rmsprop_decay: RMSProp's averaging constant of squared gradients.
-      momentum: RMSProp momentum (the paper's ``kappa``); ``None`` for none.
-      centered: centred RMSProp (the paper's eq. 15 subtracts the squared mean
-        gradient).
       p: transport exponent (the loss is ``SW_p^p``), >= 1.
       n_levels: quantile levels per slice: ``None`` uses all ``n`` data levels
         (midpoint rule); an integer ``M`` draws ``M`` stratified random levels,
         an unbiased estimate of the exact per-slice integral whose cost does not
-        grow with ``n`` (beyond the projection and sort). Its variance adds to
-        that of the random directions and averages out over the steps.
-      quantile_iters: iterations of the mixture quantile solver.
+        grow with ``n`` (beyond the projection and sort).
+      quantile_iters: iterations of the mixture quantile solver
+        (see ``QUANTILE_ITERS``).
       batch_size: ``None`` uses all points each step; an integer draws that many
         points (with replacement) per step. The minibatch estimate of ``W_p^p``
         is biased upward (an empirical measure of ``b`` points is on average
         ``O(b^{-1/2})`` away from the population in 1D), so the fit is slightly
         over-dispersed; the bias vanishes as ``batch_size`` grows.
+      sort: ``"auto"``, ``"xla"`` or ``"host"`` (see :func:`swgmm_jax.sort_slices`).
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> slicing = sw.SlicingConfig(n_projections=32, n_levels=None)
+      >>> cfg = sw.FitConfig(n_steps=100, slicing=slicing)
+      >>> cfg.n_projections, cfg.n_levels, cfg.p
+      (32, None, 2.0)
+      >>> jax.tree.leaves(slicing)  # all static: no traced leaves
+      []
+    """
+
+    n_projections: int = 16
+    p: float = 2.0
+    n_levels: int | None = 64
+    quantile_iters: int = QUANTILE_ITERS
+    batch_size: int | None = None
+    sort: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.n_projections, "n_projections")
+        if isinstance(self.p, (bool, str)) or not isinstance(self.p, (int, float)):
+            raise TypeError(f"p must be a real number >= 1 (static), got {self.p!r}")
+        check_real(self.p, "p", low=1.0)
+        object.__setattr__(self, "p", float(self.p))
+        _check_int_or_none(self.n_levels, "n_levels")
+        check_positive_int(self.quantile_iters, "quantile_iters")
+        _check_int_or_none(self.batch_size, "batch_size")
+        check_choice(self.sort, "sort", SORT_METHODS)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """RMSProp (``optax.rmsprop``) and its learning-rate schedule.
+
+    Attributes:
+      learning_rate: step size (standardised units). Traced.
+      lr_schedule: ``"cosine"`` (decay over the fit's steps to
+        ``lr_final_fraction * learning_rate``), ``"constant"``, or any optax
+        schedule ``step -> lr`` (then ``learning_rate`` is unused).
+      lr_final_fraction: end value of the cosine schedule, as a fraction. Traced.
+      rmsprop_decay: RMSProp's averaging constant of squared gradients. Traced.
+      momentum: RMSProp momentum (the paper's ``kappa``); ``None`` for none. Traced.
+      centered: centred RMSProp (the paper's eq. 15 subtracts the squared mean
+        gradient).
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> opt = sw.OptimizerConfig(learning_rate=0.1, lr_schedule="constant", momentum=0.9)
+      >>> sw.FitConfig(n_steps=100, optimizer=opt).learning_rate
+      0.1
+      >>> jax.tree.leaves(opt)  # the traced numbers: learning rate, final fraction, decay, momentum
+      [0.1, 0.01, 0.9, 0.9]
+    """
+
+    learning_rate: Any = 0.05
+    lr_schedule: str | Callable[[Any], Any] = "cosine"
+    lr_final_fraction: Any = 0.01
+    rmsprop_decay: Any = 0.9
+    momentum: Any = None
+    centered: bool = False
+
+    def __post_init__(self) -> None:
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_open=True)
+        if isinstance(self.lr_schedule, str):
+            check_choice(self.lr_schedule, "lr_schedule", _SCHEDULES)
+        elif not callable(self.lr_schedule):
+            raise TypeError(f"lr_schedule must be a string or a callable, got {self.lr_schedule!r}")
+        check_real(self.lr_final_fraction, "lr_final_fraction", low=0.0)
+        check_real(self.rmsprop_decay, "rmsprop_decay", low=0.0, high=1.0, high_open=True)
+        if self.momentum is not None:
+            check_real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitConfig:
+    """Random initialisation (shared by the SW fit and EM).
+
+    Attributes:
+      method: ``"random_from_data"`` (means at distinct random data points,
+        covariances ``cov_scale`` x the data covariance, weights 1/K) or
+        ``"kmeans++"`` (k-means++ seeding, then one hard-assignment M-step).
+      cov_scale: covariance scale of ``"random_from_data"``. Traced.
+
+    Examples:
+      >>> import swgmm_jax as sw
+      >>> cfg = sw.FitConfig(n_steps=100, initialization=sw.InitConfig(method="kmeans++"))
+      >>> cfg.init, cfg.init_cov_scale
+      ('kmeans++', 0.1)
+      >>> sw.FitConfig(init="kmeans++").initialization == sw.InitConfig("kmeans++")
+      True
+    """
+
+    method: str = "random_from_data"
+    cov_scale: Any = 0.1
+
+    def __post_init__(self) -> None:
+        check_choice(self.method, "init", INIT_METHODS)
+        check_real(self.cov_scale, "init_cov_scale", low=0.0, low_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RelocationConfig:
+    """Merge-and-relocate moves after the fit (:func:`swgmm_jax.merge_relocate`).
+
+    Each round merges a redundant pair of components, re-seeds the freed one at
+    a data point, refines with ``steps`` RMSProp steps (fresh optimiser state,
+    cosine decay from ``learning_rate``) and keeps the result only if the
+    sliced distance on fixed evaluation directions went down.
+
+    Attributes:
+      rounds: number of rounds; ``0``: no moves.
+      steps: refinement steps of each proposal.
+      learning_rate: initial learning rate of the refinement. Traced.
+      temperature: pairs are drawn with probability
+        ``softmax(similarity / temperature)``; ``0`` takes the most redundant. Traced.
+      n_projections, n_levels: the acceptance test's ``SW_p^p``: that many
+        directions, and ``n_levels`` stratified levels per slice (``None``: all
+        data levels), both fixed for the whole fit so that every round compares
+        on the same slices.
+
+    Examples:
+      >>> import swgmm_jax as sw
+      >>> cfg = sw.FitConfig(n_steps=100, relocation=sw.RelocationConfig(rounds=3, steps=50))
+      >>> cfg.relocations, cfg.relocation_steps, cfg.relocation_lr
+      (3, 50, 0.02)
+    """
+
+    rounds: int = 0
+    steps: int = 150
+    learning_rate: Any = 0.02
+    temperature: Any = 0.03
+    n_projections: int = 128
+    n_levels: int | None = 256
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.rounds, "relocations", minimum=0)
+        check_positive_int(self.steps, "relocation_steps")
+        check_real(self.learning_rate, "relocation_lr", low=0.0, low_open=True)
+        check_real(self.temperature, "relocation_temperature", low=0.0)
+        check_positive_int(self.n_projections, "relocation_projections")
+        _check_int_or_none(self.n_levels, "relocation_levels")
+
+
+_pytree(SlicingConfig, ())
+_pytree(OptimizerConfig, ("learning_rate", "lr_final_fraction", "rmsprop_decay", "momentum"))
+_pytree(InitConfig, ("cov_scale",))
+_pytree(RelocationConfig, ("learning_rate", "temperature"))
+
+# Flat keyword -> (sub-config field of FitConfig, field of that sub-config).
+_FLAT = {
+    **{f.name: ("slicing", f.name) for f in dataclasses.fields(SlicingConfig)},
+    **{f.name: ("optimizer", f.name) for f in dataclasses.fields(OptimizerConfig)},
+    "init": ("initialization", "method"),
+    "init_cov_scale": ("initialization", "cov_scale"),
+    "relocations": ("relocation", "rounds"),
+    "relocation_steps": ("relocation", "steps"),
+    "relocation_lr": ("relocation", "learning_rate"),
+    "relocation_temperature": ("relocation", "temperature"),
+    "relocation_projections": ("relocation", "n_projections"),
+    "relocation_levels": ("relocation", "n_levels"),
+}
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class FitConfig:
+    """Configuration of a sliced-Wasserstein GMM fit (:func:`swgmm_jax.fit`).
+
+    The fit standardises the data internally (centre, then divide by one global
+    scale, the root-mean-square deviation): lengths, learning rates and
+    ``reg_covar`` are in those standardised units, so the same settings work for
+    data at any offset or scale. Parameters are returned in the caller's units.
+
+    Every sub-setting can be given and read as a flat keyword:
+    ``n_projections, p, n_levels, quantile_iters, batch_size, sort`` (of
+    :class:`SlicingConfig`), ``learning_rate, lr_schedule, lr_final_fraction,
+    rmsprop_decay, momentum, centered`` (:class:`OptimizerConfig`), ``init`` and
+    ``init_cov_scale`` (:class:`InitConfig` ``method`` and ``cov_scale``),
+    ``relocations, relocation_steps, relocation_lr, relocation_temperature,
+    relocation_projections, relocation_levels`` (:class:`RelocationConfig`
+    ``rounds, steps, learning_rate, temperature, n_projections, n_levels``).
+
+    Attributes:
+      n_steps: RMSProp steps, one fresh set of directions each.
+      reg_covar: covariance floor (standardised units): every covariance has
+        smallest eigenvalue >= ``reg_covar`` at every step. Traced.
       learn_weights: learn the mixture weights; ``False`` keeps them at their
         initial value (``1/K`` for the built-in initialisations), as the
         authors' public 2D demo does.
-      reg_covar: covariance floor (standardised units): every covariance has
-        smallest eigenvalue >= ``reg_covar`` at every step.
-      init: ``"random_from_data"`` (means at distinct random data points,
-        covariances ``init_cov_scale`` x the data covariance, weights 1/K) or
-        ``"kmeans++"`` (k-means++ seeding, then one hard-assignment M-step).
-      init_cov_scale: covariance scale of ``"random_from_data"``.
-      sort: ``"auto"``, ``"xla"`` or ``"host"`` (see :func:`swgmm_jax.sort_slices`).
       standardize: standardise the data internally (recommended).
-      relocations: rounds of merge-and-relocate moves after the ``n_steps``
-        (:func:`swgmm_jax.merge_relocate`): each round merges a redundant pair of
-        components, re-seeds the freed one at a data point, refines with
-        ``relocation_steps`` RMSProp steps (fresh optimiser state, cosine decay
-        from ``relocation_lr``) and keeps the result only if the sliced
-        distance on fixed evaluation directions went down. ``0``: no moves.
-      relocation_steps, relocation_lr: the refinement of each proposal.
-      relocation_temperature: temperature of the random choice of the pair.
-      relocation_projections, relocation_levels: the acceptance test's
-        ``SW_p^p``: that many directions, and ``relocation_levels`` stratified
-        levels per slice (``None``: all data levels), both fixed for the whole
-        fit so that every round compares on the same slices.
+      slicing: :class:`SlicingConfig`.
+      optimizer: :class:`OptimizerConfig`.
+      initialization: :class:`InitConfig`.
+      relocation: :class:`RelocationConfig`.
+
+    Examples:
+      >>> import swgmm_jax as sw
+      >>> cfg = sw.FitConfig(n_steps=200, learning_rate=0.1, n_levels=128)
+      >>> cfg.optimizer.learning_rate, cfg.learning_rate, cfg.slicing.n_levels
+      (0.1, 0.1, 128)
+      >>> cfg.replace(relocations=4).relocation.rounds
+      4
     """
 
-    n_steps: int = 500
-    n_projections: int = 16
-    learning_rate: float = 0.05
-    lr_schedule: Union[str, Callable] = "cosine"
-    lr_final_fraction: float = 0.01
-    rmsprop_decay: float = 0.9
-    momentum: float | None = None
-    centered: bool = False
-    p: float = 2.0
-    n_levels: int | None = 64
-    quantile_iters: int = 10
-    batch_size: int | None = None
-    learn_weights: bool = True
-    reg_covar: float = 1e-6
-    init: str = "random_from_data"
-    init_cov_scale: float = 0.1
-    sort: str = "auto"
-    standardize: bool = True
-    relocations: int = 0
-    relocation_steps: int = 150
-    relocation_lr: float = 0.02
-    relocation_temperature: float = 0.03
-    relocation_projections: int = 128
-    relocation_levels: int | None = 256
+    n_steps: int
+    reg_covar: Any
+    learn_weights: bool
+    standardize: bool
+    slicing: SlicingConfig
+    optimizer: OptimizerConfig
+    initialization: InitConfig
+    relocation: RelocationConfig
 
-    def __post_init__(self):
-        _check_int("n_steps", self.n_steps)
-        _check_int("n_projections", self.n_projections)
-        _check_pos("learning_rate", self.learning_rate)
-        if isinstance(self.lr_schedule, str) and self.lr_schedule not in _SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {_SCHEDULES} or a callable, got {self.lr_schedule!r}")
-        if not isinstance(self.lr_schedule, str) and not callable(self.lr_schedule):
-            raise TypeError(f"lr_schedule must be a string or a callable, got {self.lr_schedule!r}")
-        _check_pos("lr_final_fraction", self.lr_final_fraction, strict=False)
-        if not 0 <= self.rmsprop_decay < 1:
-            raise ValueError(f"rmsprop_decay must be in [0, 1), got {self.rmsprop_decay}")
-        if self.momentum is not None and not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be None or in [0, 1), got {self.momentum}")
-        if isinstance(self.p, bool) or not isinstance(self.p, numbers.Real) or not self.p >= 1:
-            raise ValueError(f"p must be a real number >= 1, got {self.p!r}")
-        if self.n_levels is not None:
-            _check_int("n_levels", self.n_levels)
-        _check_int("quantile_iters", self.quantile_iters)
-        if self.batch_size is not None:
-            _check_int("batch_size", self.batch_size)
-        _check_pos("reg_covar", self.reg_covar)
-        if self.init not in INIT_METHODS:
-            raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
-        _check_pos("init_cov_scale", self.init_cov_scale)
-        if self.sort not in ("auto", "xla", "host"):
-            raise ValueError(f"sort must be 'auto', 'xla' or 'host', got {self.sort!r}")
-        _check_int("relocations", self.relocations, minimum=0)
-        _check_int("relocation_steps", self.relocation_steps)
-        _check_pos("relocation_lr", self.relocation_lr)
-        _check_pos("relocation_temperature", self.relocation_temperature, strict=False)
-        _check_int("relocation_projections", self.relocation_projections)
-        if self.relocation_levels is not None:
-            _check_int("relocation_levels", self.relocation_levels)
-        object.__setattr__(self, "p", float(self.p))
+    def __init__(
+        self,
+        n_steps: int = 500,
+        *,
+        reg_covar: Any = 1e-6,
+        learn_weights: bool = True,
+        standardize: bool = True,
+        slicing: SlicingConfig | None = None,
+        optimizer: OptimizerConfig | None = None,
+        initialization: InitConfig | None = None,
+        relocation: RelocationConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        subs: dict[str, Any] = {
+            "slicing": SlicingConfig() if slicing is None else slicing,
+            "optimizer": OptimizerConfig() if optimizer is None else optimizer,
+            "initialization": InitConfig() if initialization is None else initialization,
+            "relocation": RelocationConfig() if relocation is None else relocation,
+        }
+        routed: dict[str, dict[str, Any]] = {name: {} for name in subs}
+        for flat, value in settings.items():
+            if flat not in _FLAT:
+                raise TypeError(f"FitConfig got an unexpected setting {flat!r}")
+            sub, field = _FLAT[flat]
+            routed[sub][field] = value
+        for name, changes in routed.items():
+            if changes:
+                subs[name] = dataclasses.replace(subs[name], **changes)
+        for name, cls in (
+            ("slicing", SlicingConfig),
+            ("optimizer", OptimizerConfig),
+            ("initialization", InitConfig),
+            ("relocation", RelocationConfig),
+        ):
+            if not isinstance(subs[name], cls):
+                raise TypeError(f"{name} must be a {cls.__name__}, got {type(subs[name]).__name__}")
+        check_positive_int(n_steps, "n_steps")
+        check_real(reg_covar, "reg_covar", low=0.0, low_open=True)
+        for flag, name in ((learn_weights, "learn_weights"), (standardize, "standardize")):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "n_steps", int(n_steps))
+        setattr_(self, "reg_covar", reg_covar)
+        setattr_(self, "learn_weights", learn_weights)
+        setattr_(self, "standardize", standardize)
+        for name, sub_config in subs.items():
+            setattr_(self, name, sub_config)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the flat aliases.
+        if name in _FLAT:
+            sub, field = _FLAT[name]
+            return getattr(getattr(self, sub), field)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def replace(self, **changes: Any) -> FitConfig:
+        """A copy with fields or flat settings changed (``dataclasses.replace`` also works)."""
+        return dataclasses.replace(self, **changes)
+
+
+_pytree(FitConfig, ("reg_covar", "slicing", "optimizer", "initialization", "relocation"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,32 +363,56 @@ class EMConfig:
 
     Attributes:
       max_iter: maximum EM iterations.
-      tol: stop when the mean log-likelihood changes by less than ``tol``.
+      tol: stop when the mean log-likelihood changes by less than ``tol``. Traced.
       reg_covar: added to every covariance's diagonal after each M-step, in the
-        units of the data (scikit-learn's convention).
-      init, init_cov_scale: as in :class:`FitConfig`.
+        units of the data (scikit-learn's convention). Traced.
+      init: initialisation method, as :class:`InitConfig` ``method``.
+      init_cov_scale: as :class:`InitConfig` ``cov_scale``. Traced.
       relocations: rounds of merge-and-relocate moves after convergence
         (:func:`swgmm_jax.merge_relocate`, a split-and-merge EM in the manner
         of Ueda et al. 2000): each round merges a redundant pair, re-seeds the
         freed component at a data point, runs EM to convergence from there and
         keeps the result only if the log-likelihood rose. ``0``: plain EM.
-      relocation_temperature: temperature of the random choice of the pair.
+      relocation_temperature: temperature of the random choice of the pair. Traced.
+
+    Examples:
+      >>> import swgmm_jax as sw
+      >>> sw.EMConfig(max_iter=500, tol=1e-6).max_iter
+      500
     """
 
     max_iter: int = 100
-    tol: float = 1e-3
-    reg_covar: float = 1e-6
+    tol: Any = 1e-3
+    reg_covar: Any = 1e-6
     init: str = "random_from_data"
-    init_cov_scale: float = 0.1
+    init_cov_scale: Any = 0.1
     relocations: int = 0
-    relocation_temperature: float = 0.03
+    relocation_temperature: Any = 0.03
 
-    def __post_init__(self):
-        _check_int("max_iter", self.max_iter)
-        _check_pos("tol", self.tol, strict=False)
-        _check_pos("reg_covar", self.reg_covar)
-        if self.init not in INIT_METHODS:
-            raise ValueError(f"init must be one of {INIT_METHODS}, got {self.init!r}")
-        _check_pos("init_cov_scale", self.init_cov_scale)
-        _check_int("relocations", self.relocations, minimum=0)
-        _check_pos("relocation_temperature", self.relocation_temperature, strict=False)
+    def __post_init__(self) -> None:
+        check_positive_int(self.max_iter, "max_iter")
+        check_real(self.tol, "tol", low=0.0)
+        check_real(self.reg_covar, "reg_covar", low=0.0, low_open=True)
+        check_choice(self.init, "init", INIT_METHODS)
+        check_real(self.init_cov_scale, "init_cov_scale", low=0.0, low_open=True)
+        check_positive_int(self.relocations, "relocations", minimum=0)
+        check_real(self.relocation_temperature, "relocation_temperature", low=0.0)
+
+    @property
+    def initialization(self) -> InitConfig:
+        """The initialisation settings as an :class:`InitConfig`."""
+        return InitConfig(self.init, self.init_cov_scale)
+
+
+_pytree(EMConfig, ("tol", "reg_covar", "init_cov_scale", "relocation_temperature"))
+
+Config = TypeVar("Config", FitConfig, EMConfig)
+
+
+def check_config(config: Config | None, cls: type[Config]) -> Config:
+    """``cls()`` for ``None``; otherwise ``config``, which must be a ``cls``."""
+    if config is None:
+        return cls()
+    if not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config

@@ -9,18 +9,17 @@ under ``vmap`` converged restarts are frozen while the others go on.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from swgmm_jax import _validation
-from swgmm_jax._config import EMConfig
-from swgmm_jax._fit import _check_fit_args
-from swgmm_jax._init import _initialize
-from swgmm_jax._params import GMMParams, _from_moments, log_prob_from_moments, to_moments
+from swgmm_jax._config import EMConfig, check_config
+from swgmm_jax._init import centre, check_fit_args, init_params
+from swgmm_jax._params import GMMParams, log_prob_from_moments, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
+from swgmm_jax._validation import check_data, check_dim, check_positive_int
 
 __all__ = ["EMResult", "fit_em", "fit_em_restarts", "polish_em", "em_step"]
 
@@ -38,6 +37,15 @@ class EMResult(NamedTuple):
         parameters after each merge-and-relocate round (non-increasing);
         ``None`` without relocations.
       relocation_accepted: ``[relocations]`` whether each round's move was kept.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> res = sw.fit_em(jax.random.key(1), x, 2, sw.EMConfig(max_iter=50))
+      >>> res.params.means.shape, bool(res.converged), res.relocation_nll is None
+      ((2, 2), True, True)
+      >>> bool(jnp.all(jnp.diff(res.loss_history) <= 1e-6))  # EM never raises the NLL
+      True
     """
 
     params: GMMParams
@@ -48,10 +56,25 @@ class EMResult(NamedTuple):
     relocation_accepted: jax.Array | None = None
 
 
-def em_step(x, moments, reg_covar):
+def em_step(x: jax.Array, moments: tuple[jax.Array, jax.Array, jax.Array], reg_covar: Any):
     """One E-step + M-step on ``(weights, means, covariances)``.
 
-    Returns the new moments and the mean log-likelihood under the old ones.
+    Args:
+      x: ``[n, d]`` data.
+      moments: ``(weights[K], means[K, d], covariances[K, d, d])``.
+      reg_covar: added to the diagonal of every new covariance.
+
+    Returns:
+      ``((weights, means, covariances), mean_log_likelihood)``: the new moments
+      and the mean log-likelihood under the old ones.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
+      >>> moments = (jnp.ones(2) / 2, jnp.array([[-1.0, 0.0], [1.0, 0.0]]), jnp.stack([jnp.eye(2)] * 2))
+      >>> (w, m, c), ll = sw.em_step(x, moments, 1e-6)
+      >>> float(w.sum())
+      1.0
     """
     weights, means, covs = moments
     log_prob = log_prob_from_moments(x, jnp.log(weights), means, covs)
@@ -62,43 +85,34 @@ def em_step(x, moments, reg_covar):
     eye = jnp.eye(x.shape[1], dtype=x.dtype)
 
     def cov(r, mu, n):  # one component at a time: memory O(n d), not O(K n d)
-        diff = x - mu
+        diff = x - mu[None, :]
         c = (r[:, None] * diff).T @ diff / n
         # A component collapsing on a few points has a near-singular scatter
         # matrix that float32 rounding can make indefinite (the next Cholesky
         # would be NaN): clip its eigenvalues at 0 before adding the floor.
         # A no-op, to rounding, whenever the scatter matrix is PSD.
         lam, vec = jnp.linalg.eigh(0.5 * (c + c.T))
-        return (vec * jnp.maximum(lam, 0.0)) @ vec.T + reg_covar * eye
+        return (vec * jnp.maximum(lam, 0.0)[None, :]) @ vec.T + reg_covar * eye
 
     new_covs = jax.lax.map(lambda a: cov(*a), (resp.T, new_means, nk))
     return (nk / jnp.sum(nk), new_means, new_covs), jnp.mean(log_norm)
 
 
-def _centre(x):
-    shift = x[0]
-    return shift + jnp.mean(x - shift, axis=0)
-
-
-def _shift(params: GMMParams, c) -> GMMParams:
-    return params._replace(means=params.means + c)
-
-
 def _fit_em_single(key, x, init, n_components: int, config: EMConfig) -> EMResult:
     # Centring is exact for EM (translation equivariant, reg_covar included)
     # and keeps float32 digits for data at a large offset.
-    c = _centre(x)
-    xc = x - c
+    c = centre(x)
+    xc = x - c[None, :]
     reg = jnp.asarray(config.reg_covar, x.dtype)
     if init is None:
-        params0 = _initialize(key, xc, n_components, config.init, config.init_cov_scale, config.reg_covar)
+        params0 = init_params(key, xc, n_components, config.initialization, reg)
     else:
-        params0 = _shift(init, -c)
+        params0 = rescale_params(init, -c, 1.0)
     moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config)
     if not config.relocations:
-        return EMResult(_shift(_from_moments(*moments, reg), c), hist, n_iter, conv)
+        return EMResult(rescale_params(moments_to_params(*moments, reg), c, 1.0), hist, n_iter, conv)
     params, nll, accepted = _relocation_rounds(jax.random.fold_in(key, 1), xc, moments, reg, config)
-    return EMResult(_shift(params, c), hist, n_iter, conv, nll, accepted)
+    return EMResult(rescale_params(params, c, 1.0), hist, n_iter, conv, nll, accepted)
 
 
 def _em_loop(xc, moments0, reg, config: EMConfig):
@@ -128,19 +142,22 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
 
     def propose(current, k):
         proposal = merge_relocate(
-            _from_moments(*current, reg), xc, k, temperature=config.relocation_temperature,
+            k,
+            moments_to_params(*current, reg),
+            xc,
+            temperature=config.relocation_temperature,
             cov_scale=config.init_cov_scale,
         )
         return _em_loop(xc, to_moments(proposal), reg, config)[0]
 
     moments, values, accepted = accept_if_better(key, moments, config.relocations, propose, nll)
-    return _from_moments(*moments, reg), values, accepted
+    return moments_to_params(*moments, reg), values, accepted
 
 
-_fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components", "config"))
+_fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components",))
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "config"))
+@functools.partial(jax.jit, static_argnames=("n_components",))
 def _fit_em_restarts_jit(keys, x, init, n_components, config):
     in_axes = (0, None, None if init is None else 0)
     fn = functools.partial(_fit_em_single, n_components=n_components, config=config)
@@ -170,12 +187,17 @@ def fit_em(
 
     Returns:
       :class:`EMResult`.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> res = sw.fit_em(jax.random.key(1), x, 2, sw.EMConfig(max_iter=50))
+      >>> res.params.means.shape, res.loss_history.shape
+      ((2, 2), (50,))
     """
-    config = EMConfig() if config is None else config
-    if not isinstance(config, EMConfig):
-        raise TypeError(f"config must be an EMConfig, got {type(config).__name__}")
-    x, k, init = _check_fit_args(key, x, n_components, config, init)
-    return _fit_em_jit(key, x, init, n_components=k, config=config)
+    config = check_config(config, EMConfig)
+    x, k, init = check_fit_args(key, x, n_components, init)
+    return _fit_em_jit(key, x, init, config=config, n_components=k)
 
 
 def fit_em_restarts(
@@ -186,25 +208,44 @@ def fit_em_restarts(
     config: EMConfig | None = None,
     init: GMMParams | None = None,
 ) -> EMResult:
-    """``n_restarts`` EM fits as one jitted ``vmap`` over ``jax.random.split(key, n_restarts)``."""
-    config = EMConfig() if config is None else config
-    if not isinstance(config, EMConfig):
-        raise TypeError(f"config must be an EMConfig, got {type(config).__name__}")
-    r = _validation.check_positive_int(n_restarts, "n_restarts")
-    x, k, init = _check_fit_args(key, x, n_components, config, init, batch_dims=(r,))
-    return _fit_em_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config)
+    """``n_restarts`` EM fits as one jitted ``vmap`` over ``jax.random.split(key, n_restarts)``.
+
+    Restart ``r`` equals ``fit_em(jax.random.split(key, n_restarts)[r], ...)``;
+    ``init``, if given, has a leading ``[n_restarts]`` axis.
+
+    Args:
+      key: PRNG key, split into one key per restart.
+      x: ``[n, d]`` data.
+      n_components: ``K``.
+      n_restarts: number of restarts ``R``.
+      config: :class:`EMConfig`; defaults to ``EMConfig()``.
+      init: optional ``[R]``-batched initial ``GMMParams``.
+
+    Returns:
+      :class:`EMResult` whose leaves have a leading ``[n_restarts]`` axis.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> sw.fit_em_restarts(jax.random.key(1), x, 2, 5).params.means.shape
+      (5, 2, 2)
+    """
+    config = check_config(config, EMConfig)
+    r = check_positive_int(n_restarts, "n_restarts")
+    x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
+    return _fit_em_restarts_jit(jax.random.split(key, r), x, init, k, config)
 
 
 @functools.partial(jax.jit, static_argnames=("n_steps",))
 def _polish(params, x, n_steps):
-    c = _centre(x)
-    moments = to_moments(_shift(params, -c))
+    c = centre(x)
+    moments = to_moments(rescale_params(params, -c, 1.0))
 
     def body(m, _):
-        return em_step(x - c, m, params.reg_covar)[0], None
+        return em_step(x - c[None, :], m, params.reg_covar)[0], None
 
     moments, _ = jax.lax.scan(body, moments, None, length=n_steps)
-    return _shift(_from_moments(*moments, params.reg_covar), c)
+    return rescale_params(moments_to_params(*moments, params.reg_covar), c, 1.0)
 
 
 def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMParams:
@@ -214,9 +255,25 @@ def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMPa
     here it is a separate call so that SW-GMM results stay pure SW unless asked
     for. Keeps ``params.reg_covar`` as the covariance floor. Vmappable over
     restarts: ``jax.vmap(polish_em, (0, None, None))(batched_params, x, n)``.
+
+    Args:
+      params: the GMM to refine.
+      x: ``[n, d]`` data.
+      n_steps: EM iterations, >= 0.
+
+    Returns:
+      The refined ``GMMParams``.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> params = sw.initialize(jax.random.key(1), x, 2)
+      >>> sw.polish_em(params, x, 10).means.shape
+      (2, 2)
     """
-    _validation.check_positive_int(n_steps, "n_steps", minimum=0)
-    x = _validation.check_data(x, "x")
-    if x.shape[1] != params.means.shape[-1]:
-        raise ValueError(f"x has dimension {x.shape[1]} but params have dimension {params.means.shape[-1]}")
+    check_positive_int(n_steps, "n_steps", minimum=0)
+    if not isinstance(params, GMMParams):
+        raise TypeError(f"params must be GMMParams, got {type(params).__name__}")
+    x = check_data(x, "x")
+    check_dim(x, params.means.shape[-1])
     return _polish(params, x.astype(params.means.dtype), n_steps)

@@ -1,28 +1,103 @@
-"""The SW-GMM fit loop: RMSProp on the sliced loss inside one ``lax.scan``.
+"""The SW-GMM fit: a public ``init``/``step`` pair, and the loops that drive it.
 
-``fit`` is one jitted call; ``fit_restarts`` is one jitted ``vmap`` of the same
-function over ``jax.random.split(key, n_restarts)``, so restart ``r`` equals
-``fit(keys[r], ...)``.
+:func:`make_fit_step` returns the two pure functions of the method, in the
+manner of optax's ``GradientTransformation`` and blackjax's algorithms:
+``init(key, x, n_components) -> FitState`` and
+``step(key, state, x_batch) -> (state, loss)``, one RMSProp step on a fresh
+Monte-Carlo estimate of ``SW_p^p``. Everything else drives them:
+
+* :func:`fit` is one jitted call: ``init``, then ``n_steps`` steps in one
+  ``lax.scan``, then the optional merge-and-relocate rounds, whose
+  refinements are runs of the same step;
+* :func:`fit_restarts` is one jitted ``vmap`` of :func:`fit` over
+  ``jax.random.split(key, n_restarts)``, so restart ``r`` equals
+  ``fit(keys[r], ...)``;
+* :func:`swgmm_jax.fit_stream` feeds host minibatches to the same step.
+
+The state keeps the parameters in *standardised* units (the data centred and
+divided by one global scale): lengths, learning rates and ``reg_covar`` mean
+the same whatever the data's offset and scale.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from swgmm_jax import _sharding, _validation
-from swgmm_jax._config import FitConfig
-from swgmm_jax._init import _initialize
-from swgmm_jax._params import GMMParams, _from_moments, log_likelihood, to_moments
+from swgmm_jax._config import FitConfig, SlicingConfig, check_config
+from swgmm_jax._init import check_fit_args, init_params, standardizer
+from swgmm_jax._mesh import check_mesh_sort, map_restarts, resolve_mesh
+from swgmm_jax._params import GMMParams, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
+from swgmm_jax._validation import check_positive_int
 
-__all__ = ["FitResult", "fit", "fit_restarts", "select_best", "standardizer"]
+__all__ = ["FitState", "FitStep", "FitResult", "make_fit_step", "run_steps", "fit", "fit_restarts"]
+
+
+class FitState(NamedTuple):
+    """State of an SW fit: a pytree, carried by ``lax.scan``.
+
+    Attributes:
+      params: current ``GMMParams`` in standardised units.
+      opt_state: the optimiser's state.
+      centre: ``[d]`` centre of the standardisation.
+      scale: ``[]`` scale of the standardisation (data units per standardised unit).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (500, 2))
+      >>> init, step, restart = sw.make_fit_step(sw.FitConfig(n_steps=50))
+      >>> state = init(jax.random.key(1), x, 3)
+      >>> c, s = sw.standardizer(x)  # the state's standardisation
+      >>> bool(jnp.allclose(state.centre, c)), bool(jnp.allclose(state.scale, s))
+      (True, True)
+      >>> means = state.data_params().means  # back in the units of x
+      >>> bool(jnp.allclose(means, c[None, :] + s * state.params.means))
+      True
+    """
+
+    params: GMMParams
+    opt_state: optax.OptState
+    centre: jax.Array
+    scale: jax.Array
+
+    def data_params(self) -> GMMParams:
+        """The current parameters in the units of the data."""
+        return rescale_params(self.params, self.centre, self.scale)
+
+
+class FitStep(NamedTuple):
+    """The pure functions of an SW fit (see :func:`make_fit_step`).
+
+    Attributes:
+      init: ``(key, x, n_components, init=None) -> FitState``.
+      step: ``(key, state, x_batch) -> (state, loss)``.
+      restart: ``(state, params) -> FitState``: the same standardisation, new
+        parameters (standardised units) and a fresh optimiser state.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (500, 2))
+      >>> fit_step = sw.make_fit_step(sw.FitConfig(n_steps=50))
+      >>> fit_step._fields
+      ('init', 'step', 'restart')
+      >>> state = fit_step.init(jax.random.key(1), x, 3)
+      >>> moved = state.params._replace(means=state.params.means + 0.5)
+      >>> fresh = fit_step.restart(state, moved)
+      >>> bool(jnp.all(fresh.params.means == moved.means)), bool(fresh.scale == state.scale)
+      (True, True)
+    """
+
+    init: Callable[..., FitState]
+    step: Callable[[jax.Array, FitState, jax.Array], tuple[FitState, jax.Array]]
+    restart: Callable[[FitState, GMMParams], FitState]
 
 
 class FitResult(NamedTuple):
@@ -36,6 +111,13 @@ class FitResult(NamedTuple):
         (caller's units) of the kept parameters after each merge-and-relocate
         round (non-increasing); ``None`` without relocations.
       relocation_accepted: ``[relocations]`` whether each round's move was kept.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (500, 2))
+      >>> res = sw.fit(jax.random.key(1), x, 2, sw.FitConfig(n_steps=50))
+      >>> res.params.means.shape, res.loss_history.shape, res.relocation_sw is None
+      ((2, 2), (50,), True)
     """
 
     params: GMMParams
@@ -44,169 +126,212 @@ class FitResult(NamedTuple):
     relocation_accepted: jax.Array | None = None
 
 
-def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Centre ``c[d]`` and global scale ``s[]`` with ``(x - c) / s`` of unit RMS.
-
-    The mean is taken around the first point so that float32 data at a large
-    offset keeps its digits; ``s = 1`` when all points coincide.
-    """
-    shift = x[0]
-    c = shift + jnp.mean(x - shift, axis=0)
-    s = jnp.sqrt(jnp.mean((x - c) ** 2))
-    return c, jnp.where(s > 0, s, jnp.ones_like(s))
-
-
-def _rescale(params: GMMParams, c, s) -> GMMParams:
-    """Parameters of ``s * X + c`` from those of ``X``."""
-    return GMMParams(params.logits, c + s * params.means, s * params.scale_tril, s * s * params.reg_covar)
-
-
 def _optimizer(config: FitConfig) -> optax.GradientTransformation:
-    if callable(config.lr_schedule):
-        lr = config.lr_schedule
-    elif config.lr_schedule == "cosine":
-        lr = optax.cosine_decay_schedule(config.learning_rate, config.n_steps, config.lr_final_fraction)
+    opt = config.optimizer
+    lr: Any
+    if callable(opt.lr_schedule):
+        lr = opt.lr_schedule
+    elif opt.lr_schedule == "cosine":
+        lr = optax.cosine_decay_schedule(opt.learning_rate, config.n_steps, opt.lr_final_fraction)
     else:
-        lr = config.learning_rate
-    return optax.rmsprop(
-        lr, decay=config.rmsprop_decay, centered=config.centered, momentum=config.momentum
+        lr = opt.learning_rate
+    return optax.rmsprop(lr, decay=opt.rmsprop_decay, centered=opt.centered, momentum=opt.momentum)
+
+
+def _loss(key: jax.Array, params: GMMParams, x: jax.Array, slicing: SlicingConfig, mesh) -> jax.Array:
+    return sliced_loss(
+        key,
+        params,
+        x,
+        n_projections=slicing.n_projections,
+        p=slicing.p,
+        n_levels=slicing.n_levels,
+        quantile_iters=slicing.quantile_iters,
+        sort=slicing.sort,
+        mesh=mesh,
     )
 
 
-def _step_fn(config: FitConfig, merge, mesh):
-    """The optimiser and one RMSProp step ``(carry, (x_batch, key)) -> (carry, loss)``."""
+def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
+    """The ``init``/``step`` pair of an SW fit, for a caller's own loop.
+
+    ``step`` is one RMSProp step (``optax.rmsprop``, with the config's
+    schedule) on the Monte-Carlo ``SW_p^p`` of the batch it is given, on
+    directions and levels drawn from its key. Both functions are pure: they
+    jit, vmap and run inside ``lax.scan``. The config's numeric
+    hyperparameters may be traced (e.g. inside a ``jit`` that takes the config
+    as an argument).
+
+    Args:
+      config: :class:`FitConfig` (its ``slicing``, ``optimizer``,
+        ``initialization``, ``reg_covar``, ``learn_weights``, ``standardize``
+        and ``n_steps``, the length of the cosine schedule, are used; drawing
+        minibatches and relocations are the caller's loop's business).
+      mesh: ``None`` (unsharded) or a 1-D mesh / ``"auto"``: each step's
+        projections split across its devices.
+
+    Returns:
+      :class:`FitStep` ``(init, step, restart)``:
+
+      * ``init(key, x, n_components, init=None) -> FitState``: the
+        standardisation from ``x`` (``[n, d]``, or the first batch of a
+        stream), initial parameters (``config.initialization`` drawn from
+        ``key``, or ``init`` given in the data's units) and optimiser state;
+      * ``step(key, state, x_batch) -> (state, loss)``: ``x_batch`` in the
+        data's units; ``loss`` is the step's ``SW_p^p`` estimate in the
+        data's units, before the update;
+      * ``restart(state, params) -> FitState``.
+
+    Examples:
+      Drive the step with your own ``lax.scan``:
+
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (500, 2))
+      >>> init, step, _ = sw.make_fit_step(sw.FitConfig(n_steps=50))
+      >>> state = init(jax.random.key(1), x, 3)
+      >>> def body(state, key):
+      ...     return step(key, state, x)
+      >>> state, losses = jax.lax.scan(body, state, jax.random.split(jax.random.key(2), 50))
+      >>> losses.shape, state.data_params().means.shape
+      ((50,), (3, 2))
+    """
+    config = check_config(config, FitConfig)
+    mesh = resolve_mesh(mesh)
+    check_mesh_sort(mesh, config.slicing.sort)
     opt = _optimizer(config)
+    slicing = config.slicing
+    frozen = ("reg_covar",) if config.learn_weights else ("reg_covar", "logits")
 
-    def loss_fn(t, xb, k):
-        if mesh is not None:
-            return _sharding.sharded_sliced_loss(
-                merge(t), xb, k, mesh, n_projections=config.n_projections, p=config.p,
-                n_levels=config.n_levels, quantile_iters=config.quantile_iters,
-            )
-        return sliced_loss(
-            merge(t), xb, k, n_projections=config.n_projections, p=config.p,
-            n_levels=config.n_levels, quantile_iters=config.quantile_iters, sort=config.sort,
-        )
+    def loss_fn(params: GMMParams, xb: jax.Array, key: jax.Array) -> jax.Array:
+        # Frozen leaves get a zero gradient, hence an exactly zero RMSProp update.
+        params = params._replace(**{name: jax.lax.stop_gradient(getattr(params, name)) for name in frozen})
+        return _loss(key, params, xb, slicing, mesh)
 
-    def step(carry, inputs):
-        t, opt_state = carry
-        xb, k = inputs
-        loss, grads = jax.value_and_grad(loss_fn)(t, xb, k)
-        updates, opt_state = opt.update(grads, opt_state, t)
-        return (optax.apply_updates(t, updates), opt_state), loss
+    def restart(state: FitState, params: GMMParams) -> FitState:
+        return state._replace(params=params, opt_state=opt.init(params))
 
-    return opt, step
+    def init(key: jax.Array, x: jax.Array, n_components: int, init: GMMParams | None = None) -> FitState:
+        dtype = x.dtype
+        if config.standardize:
+            c, s = standardizer(x)
+        else:
+            c, s = jnp.zeros(x.shape[1], dtype), jnp.ones((), dtype)
+        reg = jnp.asarray(config.reg_covar, dtype)
+        if init is None:
+            params = init_params(key, (x - c[None, :]) / s, n_components, config.initialization, reg)
+        else:  # re-floored at this fit's reg_covar
+            params = moments_to_params(*to_moments(rescale_params(init, -c / s, 1.0 / s)), reg)
+        return restart(FitState(params, None, c, s), params)
 
+    def step(key: jax.Array, state: FitState, x_batch: jax.Array) -> tuple[FitState, jax.Array]:
+        xb = (x_batch - state.centre[None, :]) / state.scale
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, xb, key)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state._replace(params=params, opt_state=opt_state), loss * state.scale**slicing.p
 
-def _split(params0, learn_weights):
-    """Trainable part of the params (no floor; no logits if weights are fixed), and the merge back."""
-    reg = params0.reg_covar
-    fixed = None if learn_weights else params0.logits
-    trainable = params0._replace(reg_covar=None, logits=None if fixed is not None else params0.logits)
-
-    def merge(t):
-        return GMMParams(t.logits if fixed is None else fixed, t.means, t.scale_tril, reg)
-
-    return trainable, merge
-
-
-def _fit_single(key, x, init, n_components: int, config: FitConfig, mesh=None) -> FitResult:
-    dtype = x.dtype
-    if config.standardize:
-        c, s = standardizer(x)
-    else:
-        c, s = jnp.zeros(x.shape[1], dtype), jnp.ones((), dtype)
-    xs = (x - c) / s
-    k_init, k_loop = jax.random.split(key)
-    reg = jnp.asarray(config.reg_covar, dtype)
-    if init is None:
-        params0 = _initialize(k_init, xs, n_components, config.init, config.init_cov_scale, config.reg_covar)
-    else:
-        std = _rescale(init, -c / s, 1.0 / s)
-        params0 = _from_moments(*to_moments(std), reg)  # re-floor at this fit's reg_covar
-
-    def run(params0, key, config):
-        """``config.n_steps`` RMSProp steps from ``params0``, fresh optimiser state."""
-        trainable, merge = _split(params0, config.learn_weights)
-        opt, step_on = _step_fn(config, merge, mesh)
-        n = xs.shape[0]
-
-        def step(carry, k):
-            k_batch, k_loss = jax.random.split(k)
-            xb = xs if config.batch_size is None else xs[jax.random.randint(k_batch, (config.batch_size,), 0, n)]
-            return step_on(carry, (xb, k_loss))
-
-        keys = jax.random.split(key, config.n_steps)
-        (t, _), losses = jax.lax.scan(step, (trainable, opt.init(trainable)), keys)
-        return merge(t), losses
-
-    params, losses = run(params0, k_loop, config)
-    if not config.relocations:
-        return FitResult(_rescale(params, c, s), losses * s**config.p)
-    params, sw_rounds, accepted = _relocation_rounds(jax.random.fold_in(key, 1), xs, params, config, mesh, run)
-    return FitResult(_rescale(params, c, s), losses * s**config.p, sw_rounds * s**config.p, accepted)
+    return FitStep(init, step, restart)
 
 
-def _relocation_rounds(key, xs, params, config: FitConfig, mesh, run):
-    """``config.relocations`` merge-and-relocate rounds, each kept only if ``SW_p^p`` went down."""
-    refine = dataclasses.replace(
-        config, n_steps=config.relocation_steps, learning_rate=config.relocation_lr, lr_schedule="cosine"
+def run_steps(
+    fit_step: FitStep,
+    key: jax.Array,
+    state: FitState,
+    x: jax.Array,
+    n_steps: int,
+    batch_size: int | None = None,
+) -> tuple[FitState, jax.Array]:
+    """``n_steps`` steps in one ``lax.scan``, each on all of ``x`` or on a minibatch of it.
+
+    Step ``i`` uses ``jax.random.split(key, n_steps)[i]``, split again into the
+    minibatch's key (``batch_size`` points drawn with replacement) and the step's.
+
+    Args:
+      fit_step: the :class:`FitStep` of :func:`make_fit_step`.
+      key: PRNG key of the steps (minibatches, directions, levels).
+      state: the :class:`FitState` to start from.
+      x: ``[n, d]`` data, in its own units.
+      n_steps: number of steps.
+      batch_size: ``None`` for all of ``x`` each step, else points per minibatch.
+
+    Returns:
+      ``(state, losses[n_steps])``.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
+      >>> fit_step = sw.make_fit_step(sw.FitConfig(n_steps=20, n_projections=4, n_levels=16))
+      >>> state = fit_step.init(jax.random.key(1), x, 2)
+      >>> state, losses = sw.run_steps(fit_step, jax.random.key(2), state, x, 20, batch_size=50)
+      >>> losses.shape, state.data_params().means.shape
+      ((20,), (2, 2))
+    """
+    n = x.shape[0]
+
+    def body(state, k):
+        k_batch, k_loss = jax.random.split(k)
+        xb = x if batch_size is None else x[jax.random.randint(k_batch, (batch_size,), 0, n)]
+        return fit_step.step(k_loss, state, xb)
+
+    return jax.lax.scan(body, state, jax.random.split(key, n_steps))
+
+
+def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
+    """``config.relocation.rounds`` merge-and-relocate rounds, each kept only if ``SW_p^p`` went down."""
+    reloc, slicing = config.relocation, config.slicing
+    refine = make_fit_step(
+        config.replace(n_steps=reloc.steps, learning_rate=reloc.learning_rate, lr_schedule="cosine"), mesh
     )
+    xs = (x - state.centre[None, :]) / state.scale
     k_eval, k_rounds = jax.random.split(key)
-    eval_kw = dict(
-        n_projections=config.relocation_projections, p=config.p, n_levels=config.relocation_levels,
-        quantile_iters=max(config.quantile_iters, 16),
-    )
 
-    def evaluate(p):  # the same directions and levels in every round
-        if mesh is not None:
-            return _sharding.sharded_sliced_loss(p, xs, k_eval, mesh, **eval_kw)
-        return sliced_loss(p, xs, k_eval, sort=config.sort, **eval_kw)
+    test = dataclasses.replace(slicing, n_projections=reloc.n_projections, n_levels=reloc.n_levels)
 
-    def propose(current, k):
+    def evaluate(params):  # the same directions and levels in every round
+        return _loss(k_eval, params, xs, test, mesh)
+
+    def propose(params, k):
         k_move, k_steps = jax.random.split(k)
         proposal = merge_relocate(
-            current, xs, k_move, temperature=config.relocation_temperature,
-            cov_scale=config.init_cov_scale, keep_weights=not config.learn_weights,
+            k_move,
+            params,
+            xs,
+            temperature=reloc.temperature,
+            cov_scale=config.initialization.cov_scale,
+            keep_weights=not config.learn_weights,
         )
-        return run(proposal, k_steps, refine)[0]
+        refined, _ = run_steps(
+            refine, k_steps, refine.restart(state, proposal), x, reloc.steps, slicing.batch_size
+        )
+        return refined.params
 
-    return accept_if_better(k_rounds, params, config.relocations, propose, evaluate)
+    return accept_if_better(k_rounds, state.params, reloc.rounds, propose, evaluate)
 
 
-_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "config", "mesh"))
+def _fit_single(key, x, init, config: FitConfig, n_components: int, mesh=None) -> FitResult:
+    fit_step = make_fit_step(config, mesh)
+    k_init, k_loop = jax.random.split(key)
+    state = fit_step.init(k_init, x, n_components, init)
+    state, losses = run_steps(fit_step, k_loop, state, x, config.n_steps, config.slicing.batch_size)
+    if not config.relocation.rounds:
+        return FitResult(state.data_params(), losses)
+    params, sw_rounds, accepted = _relocation_rounds(jax.random.fold_in(key, 1), state, x, config, mesh)
+    unit = state.scale**config.slicing.p
+    return FitResult(rescale_params(params, state.centre, state.scale), losses, sw_rounds * unit, accepted)
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "config", "mesh"))
-def _fit_restarts_jit(keys, x, init, n_components, config, mesh=None):
-    fit_one = functools.partial(_fit_single, n_components=n_components, config=config)
+_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "mesh"))
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "mesh"))
+def _fit_restarts_jit(keys, x, init, config, n_components, mesh=None):
+    def fit_one(key, x, init):
+        return _fit_single(key, x, init, config, n_components)
+
     if mesh is not None:  # restarts, not projections, sharded over the devices
-        return _sharding.map_restarts(fit_one, keys, x, init, mesh)
+        return map_restarts(fit_one, keys, x, init, mesh)
     in_axes = (0, None, None if init is None else 0)
     return jax.vmap(fit_one, in_axes)(keys, x, init)
-
-
-def _check_mesh(mesh, config):
-    mesh = _sharding.resolve_mesh(mesh)
-    if mesh is not None and config.sort == "host":
-        raise ValueError("sort='host' cannot run sharded over several devices; use sort='auto' or 'xla'")
-    return mesh
-
-
-def _check_fit_args(key, x, n_components, config, init, batch_dims=()):
-    _validation.check_key(key)
-    k = _validation.check_positive_int(n_components, "n_components")
-    x = _validation.check_data(x, "x")
-    if x.shape[0] < k:
-        raise ValueError(f"x has {x.shape[0]} points, fewer than n_components={k}")
-    if init is not None:
-        if not isinstance(init, GMMParams):
-            raise TypeError(f"init must be GMMParams or None, got {type(init).__name__}")
-        want = (*batch_dims, k, x.shape[1])
-        if tuple(init.means.shape) != want:
-            raise ValueError(f"init.means must have shape {list(want)}, got {list(init.means.shape)}")
-        init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init)
-    return x, k, init
 
 
 def fit(
@@ -216,13 +341,17 @@ def fit(
     config: FitConfig | None = None,
     init: GMMParams | None = None,
     *,
-    mesh="auto",
+    mesh: Any = "auto",
 ) -> FitResult:
     """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
 
     One jitted call: initialisation (unless ``init`` is given), then
     ``config.n_steps`` steps of ``optax.rmsprop`` on the Monte-Carlo ``SW_p^p``
-    with fresh random directions each step, inside a single ``lax.scan``.
+    with fresh random directions each step, inside a single ``lax.scan``
+    (:func:`make_fit_step`, :func:`run_steps`), then ``config.relocations``
+    merge-and-relocate rounds. Changing a numeric hyperparameter of ``config``
+    (learning rates, ``reg_covar``, ...) reuses the compiled fit, and
+    ``jax.vmap`` over them sweeps them in one call.
 
     Args:
       key: PRNG key (initialisation, directions, levels, minibatches).
@@ -230,27 +359,35 @@ def fit(
       n_components: ``K``.
       config: :class:`FitConfig`; defaults to ``FitConfig()``.
       init: optional initial ``GMMParams`` in the units of ``x``.
-      mesh: where the projections of each step run. ``"auto"``: sharded over
-        all devices (:func:`make_projection_mesh`) when there are several, else
-        unsharded; ``None``: unsharded; or a 1-D ``jax.sharding.Mesh``. Sharded
-        steps equal unsharded ones to float rounding (same key, same
-        directions) but sort with XLA (``config.sort="host"`` is rejected).
+      mesh: where the projections of each step run: ``"auto"`` (all devices
+        when there are several accelerators, else unsharded), ``None``
+        (unsharded) or a 1-D ``jax.sharding.Mesh`` (see
+        :func:`swgmm_jax.make_projection_mesh`). Sharded steps equal unsharded
+        ones to float rounding but sort with XLA (``sort="host"`` is rejected).
 
     Returns:
       :class:`FitResult` with parameters in the units of ``x``.
 
     Examples:
-      >>> import jax, swgmm_jax as sw
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (500, 2))
       >>> res = sw.fit(jax.random.key(1), x, 2, sw.FitConfig(n_steps=50))
       >>> res.loss_history.shape
       (50,)
+
+      A learning-rate sweep in one call:
+
+      >>> def final_loss(lr):
+      ...     cfg = sw.FitConfig(n_steps=50, learning_rate=lr)
+      ...     return sw.fit(jax.random.key(1), x, 2, cfg).loss_history[-1]
+      >>> jax.vmap(final_loss)(jnp.array([0.01, 0.05, 0.2])).shape
+      (3,)
     """
-    config = FitConfig() if config is None else config
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
-    x, k, init = _check_fit_args(key, x, n_components, config, init)
-    return _fit_jit(key, x, init, n_components=k, config=config, mesh=_check_mesh(mesh, config))
+    config = check_config(config, FitConfig)
+    x, k, init = check_fit_args(key, x, n_components, init)
+    mesh = resolve_mesh(mesh)
+    check_mesh_sort(mesh, config.slicing.sort)
+    return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
 
 
 def fit_restarts(
@@ -261,7 +398,7 @@ def fit_restarts(
     config: FitConfig | None = None,
     init: GMMParams | None = None,
     *,
-    mesh="auto",
+    mesh: Any = "auto",
 ) -> FitResult:
     """``n_restarts`` independent fits as one jitted ``vmap``.
 
@@ -272,67 +409,35 @@ def fit_restarts(
     ``mesh`` (as in :func:`fit`) shards the *restarts* over the devices: each
     device runs its share of them whole (padded with discarded copies when the
     device count does not divide ``n_restarts``), with no communication; results
-    are replicated. Sharded restarts sort with XLA (``config.sort="host"`` is
-    rejected).
+    are replicated. Sharded restarts sort with XLA (``sort="host"`` is rejected).
+
+    Args:
+      key: PRNG key, split into one key per restart.
+      x: ``[n, d]`` data, any offset and scale.
+      n_components: ``K``.
+      n_restarts: number of restarts ``R``.
+      config: :class:`FitConfig`; defaults to ``FitConfig()``.
+      init: optional ``[R]``-batched initial ``GMMParams`` in the units of ``x``.
+      mesh: ``"auto"``, ``None`` or a 1-D ``jax.sharding.Mesh`` over which the restarts run.
 
     Returns:
       :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
-      one with :func:`select_best`.
+      one with :func:`swgmm_jax.select_best`.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> res = sw.fit_restarts(jax.random.key(1), x, 2, 4, sw.FitConfig(n_steps=20))
+      >>> res.params.means.shape
+      (4, 2, 2)
     """
-    config = FitConfig() if config is None else config
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
-    r = _validation.check_positive_int(n_restarts, "n_restarts")
-    x, k, init = _check_fit_args(key, x, n_components, config, init, batch_dims=(r,))
-    mesh = _check_mesh(mesh, config)
-    if mesh is not None and config.sort == "auto":
+    config = check_config(config, FitConfig)
+    r = check_positive_int(n_restarts, "n_restarts")
+    x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
+    mesh = resolve_mesh(mesh)
+    check_mesh_sort(mesh, config.slicing.sort)
+    if mesh is not None and config.slicing.sort == "auto":
         # The host sort inside shard_map hung a 2-process run even with no
         # collective in the body (the gather of the results waited forever).
-        config = dataclasses.replace(config, sort="xla")
-    return _fit_restarts_jit(jax.random.split(key, r), x, init, n_components=k, config=config, mesh=mesh)
-
-
-@functools.partial(jax.jit, static_argnames=("n_projections", "p", "n_levels"))
-def _restart_sw(params, x, key, n_projections, p, n_levels):
-    return jax.vmap(
-        lambda pr: sliced_loss(pr, x, key, n_projections=n_projections, p=p, n_levels=n_levels, quantile_iters=24)
-    )(params)
-
-
-def select_best(
-    result,
-    x: jax.typing.ArrayLike,
-    criterion: str = "sw",
-    *,
-    key: jax.Array | None = None,
-    n_projections: int = 256,
-    p: float = 2.0,
-    n_levels: int | None = None,
-):
-    """Pick the best restart of a batched result.
-
-    Args:
-      result: a batched :class:`FitResult` (or EM result) from a ``*_restarts`` call.
-      x: ``[n, d]`` data the criterion is evaluated on.
-      criterion: ``"sw"`` (smallest ``SW_p^p`` on the same ``n_projections``
-        directions from ``key`` for every restart) or ``"log_likelihood"``
-        (largest mean log-likelihood).
-      key: PRNG key, required for ``"sw"``.
-
-    Returns:
-      ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
-      (SW distances, or log-likelihoods) and the unbatched result.
-    """
-    x = _validation.check_data(x, "x")
-    params = result.params
-    if criterion == "sw":
-        if key is None:
-            raise ValueError("key is required for criterion='sw' (the evaluation directions)")
-        scores = _restart_sw(params, x, key, n_projections, float(p), n_levels)
-        idx = int(jnp.argmin(scores))
-    elif criterion == "log_likelihood":
-        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
-        idx = int(jnp.nanargmax(scores))
-    else:
-        raise ValueError(f"criterion must be 'sw' or 'log_likelihood', got {criterion!r}")
-    return idx, scores, jax.tree.map(lambda a: a[idx], result)
+        config = config.replace(sort="xla")
+    return _fit_restarts_jit(jax.random.split(key, r), x, init, config, n_components=k, mesh=mesh)

@@ -1,21 +1,48 @@
-"""Random initialisations shared by the SW fit and by EM."""
+"""Data statistics and random initialisations shared by the SW fit, EM and the moves."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax import _validation
-from swgmm_jax._config import INIT_METHODS
-from swgmm_jax._params import GMMParams, _from_moments
+from swgmm_jax._config import INIT_METHODS, InitConfig
+from swgmm_jax._params import GMMParams, check_params, moments_to_params
+from swgmm_jax._validation import check_choice, check_data, check_key, check_positive_int, check_real
 
-__all__ = ["initialize"]
+__all__ = ["initialize", "init_params", "centre", "standardizer", "data_covariance", "check_fit_args"]
 
 
-def _data_covariance(x):
-    xc = x - jnp.mean(x, axis=0)
+def centre(x: jax.Array) -> jax.Array:
+    """``[d]`` mean of ``x[n, d]``, taken around the first point.
+
+    Float32 data at a large offset keeps its digits (the mean of ``x - x[0]`` is small).
+    """
+    shift = x[0]
+    return shift + jnp.mean(x - shift[None, :], axis=0)
+
+
+def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Centre ``c[d]`` and global scale ``s[]`` with ``(x - c) / s`` of unit RMS.
+
+    The centre is :func:`centre`; ``s = 1`` when all points coincide.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> c, s = sw.standardizer(jnp.array([[1.0, 1.0], [3.0, 3.0]]))
+      >>> c.tolist(), float(s)
+      ([2.0, 2.0], 1.0)
+    """
+    c = centre(x)
+    s = jnp.sqrt(jnp.mean((x - c[None, :]) ** 2))
+    return c, jnp.where(s > 0, s, jnp.ones_like(s))
+
+
+def data_covariance(x: jax.Array) -> jax.Array:
+    """``[d, d]`` covariance of ``x[n, d]`` (normalised by ``n``)."""
+    xc = x - jnp.mean(x, axis=0, keepdims=True)
     return xc.T @ xc / x.shape[0]
 
 
@@ -23,7 +50,7 @@ def _random_from_data(key, x, n_components, cov_scale, reg_covar):
     n, d = x.shape
     idx = jax.random.choice(key, n, (n_components,), replace=False)
     means = x[idx]
-    cov = cov_scale * _data_covariance(x) + reg_covar * jnp.eye(d, dtype=x.dtype)
+    cov = cov_scale * data_covariance(x) + reg_covar * jnp.eye(d, dtype=x.dtype)
     covs = jnp.broadcast_to(cov, (n_components, d, d))
     weights = jnp.full((n_components,), 1.0 / n_components, x.dtype)
     return weights, means, covs
@@ -35,14 +62,14 @@ def _kmeans_pp(key, x, n_components, reg_covar):
     keys = jax.random.split(key, n_components)
     first = x[jax.random.randint(keys[0], (), 0, n)]
     centres = jnp.zeros((n_components, d), x.dtype).at[0].set(first)
-    d2 = jnp.sum((x - first) ** 2, axis=1)
+    d2 = jnp.sum((x - first[None, :]) ** 2, axis=1)
 
     def body(i, carry):
         centres, d2 = carry
         # All points on the chosen centres (degenerate data): pick uniformly.
         logits = jnp.where(jnp.sum(d2) > 0, jnp.log(d2), 0.0)
         c = x[jax.random.categorical(keys[i], logits)]
-        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, axis=1))
+        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c[None, :]) ** 2, axis=1))
 
     centres, _ = jax.lax.fori_loop(1, n_components, body, (centres, d2))
     sq = jnp.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
@@ -52,18 +79,19 @@ def _kmeans_pp(key, x, n_components, reg_covar):
     means = jnp.where(nk[:, None] > 0, resp.T @ x / safe[:, None], centres)
     diff = x[None] - means[:, None]  # [K, n, d]
     covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
-    covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)
+    covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)[None]
     weights = (nk + 1.0) / (n + n_components)  # no empty component gets weight 0
     return weights, means, covs
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "method"))
-def _initialize(key, x, n_components, method, cov_scale, reg_covar):
-    if method == "random_from_data":
-        w, m, c = _random_from_data(key, x, n_components, cov_scale, reg_covar)
+@functools.partial(jax.jit, static_argnames=("n_components",))
+def init_params(key: jax.Array, x: jax.Array, n_components: int, init: InitConfig, reg_covar) -> GMMParams:
+    """:func:`initialize` without argument checks (jitted; for use inside the package)."""
+    if init.method == "random_from_data":
+        w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar)
     else:
         w, m, c = _kmeans_pp(key, x, n_components, reg_covar)
-    return _from_moments(w, m, c, jnp.asarray(reg_covar, x.dtype))
+    return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype))
 
 
 def initialize(
@@ -91,11 +119,30 @@ def initialize(
 
     Returns:
       ``GMMParams`` in the units of ``x``. Vmap over keys for many restarts.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (100, 3))
+      >>> sw.initialize(jax.random.key(1), x, 4).means.shape
+      (4, 3)
     """
-    x = _validation.check_data(x, "x")
-    k = _validation.check_positive_int(n_components, "n_components")
+    x, k, _ = check_fit_args(key, x, n_components, None)
+    check_choice(method, "method", INIT_METHODS)
+    check_real(cov_scale, "cov_scale", low=0.0, low_open=True)
+    check_real(reg_covar, "reg_covar", low=0.0)
+    return init_params(key, x, k, InitConfig(method, cov_scale), reg_covar)
+
+
+def check_fit_args(
+    key: Any, x: Any, n_components: Any, init: Any, batch_dims: tuple[int, ...] = ()
+) -> tuple[jax.Array, int, GMMParams | None]:
+    """Validate the arguments every fit takes; returns ``(x, K, init)`` as arrays of ``x``'s dtype."""
+    check_key(key)
+    k = check_positive_int(n_components, "n_components")
+    x = check_data(x, "x")
     if x.shape[0] < k:
         raise ValueError(f"x has {x.shape[0]} points, fewer than n_components={k}")
-    if method not in INIT_METHODS:
-        raise ValueError(f"method must be one of {INIT_METHODS}, got {method!r}")
-    return _initialize(key, x, k, method, cov_scale, reg_covar)
+    if init is not None:
+        check_params(init, "init", n_components=k, dim=x.shape[1], batch_dims=batch_dims)
+        init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init)
+    return x, k, init

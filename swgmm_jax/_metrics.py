@@ -119,7 +119,8 @@ def fooling_rate(
     fake_scores = jnp.asarray(fake_scores)
     if real_scores.ndim != 1 or fake_scores.ndim != 1:
         raise ValueError(
-            f"real_scores and fake_scores must have shape [n], got {real_scores.shape} and {fake_scores.shape}"
+            "real_scores and fake_scores must have shape [n], "
+            f"got {real_scores.shape} and {fake_scores.shape}"
         )
     if real_scores.shape[0] == 0 or fake_scores.shape[0] == 0:
         raise ValueError("real_scores and fake_scores must be non-empty")

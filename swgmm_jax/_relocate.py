@@ -18,15 +18,27 @@ so that a rejected move is not proposed again identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax._params import GMMParams, _from_moments, component_log_prob, to_moments
+from swgmm_jax._init import data_covariance
+from swgmm_jax._params import GMMParams, component_log_prob, moments_to_params, to_moments
 
-__all__ = ["merge_relocate"]
+__all__ = ["merge_relocate", "accept_if_better"]
+
+State = TypeVar("State")
 
 
-def accept_if_better(key, state, n_rounds, propose, score):
+def accept_if_better(
+    key: jax.Array,
+    state: State,
+    n_rounds: int,
+    propose: Callable[[State, jax.Array], State],
+    score: Callable[[State], jax.Array],
+) -> tuple[State, jax.Array, jax.Array]:
     """``n_rounds`` rounds of: propose a move from the kept state, keep it if its score is lower.
 
     Args:
@@ -50,7 +62,9 @@ def accept_if_better(key, state, n_rounds, propose, score):
         best = jnp.where(keep, value, best)
         return (current, best), (best, keep)
 
-    (state, _), (scores, accepted) = jax.lax.scan(one_round, (state, score(state)), jax.random.split(key, n_rounds))
+    (state, _), (scores, accepted) = jax.lax.scan(
+        one_round, (state, score(state)), jax.random.split(key, n_rounds)
+    )
     return state, scores, accepted
 
 
@@ -58,30 +72,30 @@ def _pair_scores(params: GMMParams, x: jax.Array) -> jax.Array:
     """``[K, K]`` cosine similarity of responsibility vectors; ``-inf`` on the diagonal."""
     resp = jax.nn.softmax(component_log_prob(params, x), axis=1)  # [n, K]
     norm = jnp.linalg.norm(resp, axis=0)
-    resp = resp / jnp.where(norm > 0, norm, 1.0)
+    resp = resp / jnp.where(norm > 0, norm, 1.0)[None, :]
     sim = resp.T @ resp
     k = sim.shape[0]
     return jnp.where(jnp.eye(k, dtype=bool), -jnp.inf, sim)
 
 
 def merge_relocate(
+    key: jax.Array,
     params: GMMParams,
     x: jax.Array,
-    key: jax.Array,
     *,
-    temperature: float = 0.03,
-    cov_scale: float = 0.1,
+    temperature: Any = 0.03,
+    cov_scale: Any = 0.1,
     keep_weights: bool = False,
 ) -> GMMParams:
     """Propose new parameters: merge a redundant pair, re-seed the freed component.
 
     Args:
+      key: PRNG key (the pair, and the data point of the re-seeded component).
       params: current GMM (``K >= 2``).
       x: ``[n, d]`` data in the units of ``params``.
-      key: PRNG key (the pair, and the data point of the re-seeded component).
       temperature: pairs are drawn with probability
         ``softmax(similarity / temperature)``; ``0`` takes the most redundant
-        pair.
+        pair (``temperature`` may be traced).
       cov_scale: the re-seeded component's covariance is ``cov_scale`` x the
         data covariance (as the ``"random_from_data"`` initialisation).
       keep_weights: keep every weight as it is (for fits with fixed weights);
@@ -92,15 +106,23 @@ def merge_relocate(
       ``GMMParams`` with the same shapes and ``reg_covar``: component ``i`` of
       the drawn pair ``(i, j)`` is the moment-matched merge of ``i`` and ``j``;
       component ``j`` is centred at a data point drawn uniformly.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (100, 2)) + 5, jnp.zeros((1, 2))])
+      >>> means = jnp.array([[5.0, 5.0], [5.1, 5.0]])
+      >>> params = sw.from_moments(jnp.ones(2), means, jnp.stack([jnp.eye(2)] * 2))
+      >>> sw.merge_relocate(jax.random.key(1), params, x).means.shape
+      (2, 2)
     """
     k_pair, k_point = jax.random.split(key)
     w, m, c = to_moments(params)
     k, d = m.shape
     scores = _pair_scores(params, x).ravel()
-    if temperature == 0:
-        ij = jnp.argmax(scores)
-    else:
-        ij = jax.random.categorical(k_pair, scores / temperature)
+    # temperature may be traced: draw at a positive one, take the argmax at 0.
+    positive = jnp.asarray(temperature) > 0
+    drawn = jax.random.categorical(k_pair, scores / jnp.where(positive, temperature, 1.0))
+    ij = jnp.where(positive, drawn, jnp.argmax(scores))
     i, j = ij // k, ij % k
 
     wi, wj = w[i], w[j]
@@ -109,8 +131,7 @@ def merge_relocate(
     di, dj = m[i] - mu, m[j] - mu
     cov = (wi * (c[i] + jnp.outer(di, di)) + wj * (c[j] + jnp.outer(dj, dj))) / tot
 
-    xc = x - jnp.mean(x, axis=0)
-    data_cov = xc.T @ xc / x.shape[0]
+    data_cov = data_covariance(x)
     point = x[jax.random.randint(k_point, (), 0, x.shape[0])]
     if keep_weights:
         new_w = w
@@ -120,4 +141,4 @@ def merge_relocate(
     new_m = m.at[i].set(mu).at[j].set(point)
     eye = jnp.eye(d, dtype=c.dtype)
     new_c = c.at[i].set(cov).at[j].set(cov_scale * data_cov + params.reg_covar * eye)
-    return _from_moments(new_w, new_m, new_c, params.reg_covar)
+    return moments_to_params(new_w, new_m, new_c, params.reg_covar)

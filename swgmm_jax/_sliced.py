@@ -4,19 +4,34 @@
 uniform on the sphere (paper, eqs. 7 and 13), estimated by Monte Carlo over
 ``n_projections`` directions and, on each slice, by the quantile transport of
 :mod:`swgmm_jax._transport1d`.
+
+One loss path: :func:`sliced_loss` draws the directions and the levels from
+its key, then either computes every slice's cost (:func:`slice_costs`) or,
+given a mesh, splits the slices across the devices, each of which runs
+:func:`slice_costs` on its share inside ``jax.shard_map`` (the mean is a
+``psum`` of per-device partial sums). The directions and levels are drawn
+*outside* the ``shard_map`` and passed in sharded, so a sharded loss equals
+the unsharded one up to float summation order, and so does its gradient with
+respect to the (replicated) parameters. When the mesh size ``D`` does not
+divide ``L``, the directions are padded with copies of the first one whose
+costs get weight 0.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, PartitionSpec
 
-from swgmm_jax import _validation
-from swgmm_jax._params import GMMParams
+from swgmm_jax._mesh import check_mesh_sort, pad_rows, padded_size, resolve_mesh
+from swgmm_jax._params import GMMParams, check_params
 from swgmm_jax._projections import project_data, project_gmm, random_directions
-from swgmm_jax._transport1d import midpoint_levels, stratified_levels, transport_cost
+from swgmm_jax._transport1d import QUANTILE_ITERS, midpoint_levels, stratified_levels, transport_cost
+from swgmm_jax._validation import check_data, check_dim, check_key, check_positive_int, check_real
 
 __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
 
@@ -37,6 +52,24 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
     applied with a gather, so gradients with respect to ``y`` still flow.
     Never use ``"host"`` inside ``shard_map`` over several devices (a host
     callback there deadlocked the collective).
+
+    Args:
+      y: ``[..., n]`` values, e.g. projected data ``[L, n]``.
+      method: ``"auto"``, ``"xla"`` (``jnp.sort``) or ``"host"`` (NumPy).
+
+    Returns:
+      ``y`` sorted along its last axis.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> y = jnp.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])
+      >>> sw.sort_slices(y).tolist()
+      [[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]]
+
+      The gradient of the largest value of slice 0 reaches the point it came from:
+
+      >>> jax.grad(lambda y: sw.sort_slices(y, "host")[0, -1])(y).tolist()
+      [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
     if method == "auto":
         method = "host" if jax.default_backend() == "cpu" else "xla"
@@ -44,76 +77,171 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
         return jnp.sort(y, axis=-1)
     if method != "host":
         raise ValueError(f"sort must be 'auto', 'xla' or 'host', got {method!r}")
+    # Under a shard_map with several devices, a callback would deadlock: sharded
+    # callers pass "xla" (see swgmm_jax._mesh).
     shape = jax.ShapeDtypeStruct(y.shape, jnp.int32)
     order = jax.pure_callback(_host_argsort, shape, jax.lax.stop_gradient(y), vmap_method="expand_dims")
     return jnp.take_along_axis(y, order, axis=-1)
+
+
+Levels = tuple[jax.Array, jax.Array]
 
 
 def slice_costs(
     params: GMMParams,
     x: jax.Array,
     theta: jax.Array,
-    level_key: jax.Array,
+    levels: Levels | None,
     *,
     p: float = 2.0,
-    n_levels: int | None = None,
-    quantile_iters: int = 10,
+    quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
 ) -> jax.Array:
     """``[L]`` per-slice ``W_p^p`` estimates along the given directions ``theta[L, d]``.
 
     The unit of work that sharding splits across devices: each device takes a
-    slice of ``theta`` (and the matching rows of the levels).
+    share of the rows of ``theta`` (and of the levels).
+
+    Args:
+      params: the GMM.
+      x: ``[n, d]`` data.
+      theta: ``[L, d]`` unit directions.
+      levels: ``(z, 1 - z)``, each ``[L, M]`` (e.g. :func:`swgmm_jax.stratified_levels`),
+        or ``None`` for the ``n`` midpoint levels on every slice.
+      p: transport exponent.
+      quantile_iters: iterations of the mixture quantile solver.
+      sort: see :func:`sort_slices`.
+
+    Returns:
+      ``[L]`` costs.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
+      >>> x = sw.sample(jax.random.key(0), params, 500)
+      >>> theta = sw.random_directions(jax.random.key(1), 4, 2)
+      >>> sw.slice_costs(params, x, theta, None).shape
+      (4,)
     """
     dtype = jnp.result_type(x, params.means)
     y_sorted = sort_slices(project_data(theta, x), sort)
     log_w, means, scales = project_gmm(theta, params)
-    if n_levels is None:
+    if levels is None:
         levels = midpoint_levels(x.shape[0], dtype)
-    else:
-        levels = stratified_levels(level_key, (theta.shape[0],), n_levels, dtype)
-    return transport_cost(y_sorted, log_w[None, :], means, scales, levels, p=p, n_iter=quantile_iters)
+    return transport_cost(y_sorted, log_w[None, :], means, scales, levels, p=p, quantile_iters=quantile_iters)
+
+
+def _sharded_mean_cost(params, x, theta, levels, mesh: Mesh, *, p: float, quantile_iters: int) -> jax.Array:
+    """Mean over ``theta[L, d]`` of :func:`slice_costs`, slices sharded over a 1-D ``mesh``."""
+    (axis,) = mesh.axis_names
+    n_proj = theta.shape[0]
+    lp = padded_size(n_proj, mesh)
+    dtype = jnp.result_type(x, params.means)
+    # Weights and padding are made here, outside the body, and passed in
+    # sharded: a value created inside shard_map counts as replicated.
+    weights = jnp.where(jnp.arange(lp) < n_proj, 1.0 / n_proj, 0.0).astype(dtype)
+    theta = pad_rows(theta, lp)
+    if levels is not None:
+        levels = (pad_rows(levels[0], lp), pad_rows(levels[1], lp))
+    sharded, replicated = PartitionSpec(axis), PartitionSpec()
+    lev_spec = None if levels is None else (sharded, sharded)
+
+    @functools.partial(
+        jax.shard_map,
+        mesh=mesh,
+        in_specs=(replicated, replicated, sharded, lev_spec, sharded),
+        out_specs=replicated,
+    )
+    def body(params, x, theta, levels, weights):
+        costs = slice_costs(params, x, theta, levels, p=p, quantile_iters=quantile_iters, sort="xla")
+        return jax.lax.psum(jnp.sum(weights * costs), axis)
+
+    return body(params, x, theta, levels, weights)
 
 
 def sliced_loss(
+    key: jax.Array,
     params: GMMParams,
     x: jax.Array,
-    key: jax.Array,
     *,
     n_projections: int,
     p: float = 2.0,
     n_levels: int | None = None,
-    quantile_iters: int = 10,
+    quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
+    mesh: Mesh | None = None,
 ) -> jax.Array:
     """Pure, jit/vmap/grad-able Monte-Carlo estimate of ``SW_p^p``; see :func:`sliced_wasserstein`.
 
-    ``key`` is split into the directions' key and the levels' key.
+    ``key`` is split into the directions' key and the levels' key. ``mesh`` is
+    ``None`` (unsharded) or a resolved 1-D mesh (:func:`swgmm_jax.make_projection_mesh`):
+    the slices are then split across its devices and sorted with XLA.
+
+    Args:
+      key: PRNG key of the directions and levels.
+      params: the GMM.
+      x: ``[n, d]`` data (not checked).
+      n_projections: number of directions ``L``.
+      p: transport exponent, >= 1.
+      n_levels: ``None`` for all ``n`` midpoint levels, or ``M`` stratified levels per slice.
+      quantile_iters: iterations of the mixture quantile solver.
+      sort: see :func:`sort_slices` (unused on a mesh).
+      mesh: ``None`` or a 1-D ``jax.sharding.Mesh`` (not ``"auto"``).
+
+    Returns:
+      Scalar estimate of ``SW_p^p`` in the units of ``x``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
+      >>> x = sw.sample(jax.random.key(0), params, 500)
+      >>> loss, grads = jax.value_and_grad(sw.sliced_loss, argnums=1)(
+      ...     jax.random.key(1), params, x, n_projections=8, n_levels=32)
+      >>> grads.means.shape
+      (1, 2)
     """
     dtype = jnp.result_type(x, params.means)
     k_dir, k_lev = jax.random.split(key)
     theta = random_directions(k_dir, n_projections, x.shape[-1], dtype)
-    costs = slice_costs(
-        params, x, theta, k_lev, p=p, n_levels=n_levels, quantile_iters=quantile_iters, sort=sort
-    )
+    levels = None if n_levels is None else stratified_levels(k_lev, (n_projections,), n_levels, dtype)
+    if mesh is not None:
+        return _sharded_mean_cost(params, x, theta, levels, mesh, p=p, quantile_iters=quantile_iters)
+    costs = slice_costs(params, x, theta, levels, p=p, quantile_iters=quantile_iters, sort=sort)
     return jnp.mean(costs)
 
 
+def check_loss_args(
+    *, n_projections: Any, p: Any, n_levels: Any, quantile_iters: Any, sort: Any, mesh: Any
+) -> Mesh | None:
+    """Validate the estimator's settings (as :class:`swgmm_jax.SlicingConfig` does); resolve ``mesh``."""
+    check_positive_int(n_projections, "n_projections")
+    check_real(p, "p", low=1.0)
+    if n_levels is not None:
+        check_positive_int(n_levels, "n_levels")
+    check_positive_int(quantile_iters, "quantile_iters")
+    if sort not in ("auto", "xla", "host"):
+        raise ValueError(f"sort must be 'auto', 'xla' or 'host', got {sort!r}")
+    resolved = resolve_mesh(mesh)
+    check_mesh_sort(resolved, sort)
+    return resolved
+
+
 _sliced_loss_jit = jax.jit(
-    sliced_loss, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort")
+    sliced_loss, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort", "mesh")
 )
 
 
 def sliced_wasserstein(
+    key: jax.Array,
     params: GMMParams,
     x: jax.typing.ArrayLike,
-    key: jax.Array,
     *,
     n_projections: int = 128,
     p: float = 2.0,
     n_levels: int | None = None,
-    quantile_iters: int = 24,
+    quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
+    mesh: Any = None,
 ) -> jax.Array:
     """Monte-Carlo estimate of the sliced Wasserstein distance **to the power p**.
 
@@ -122,10 +250,10 @@ def sliced_wasserstein(
     for the distance itself.
 
     Args:
-      params: the GMM.
-      x: ``[n, d]`` data.
       key: PRNG key for the directions (and levels): the same key gives the
         same directions, so different GMMs are compared on equal terms.
+      params: the GMM.
+      x: ``[n, d]`` data.
       n_projections: number of directions ``L``.
       p: transport exponent, >= 1.
       n_levels: ``None`` integrates over all ``n`` data levels (midpoint rule,
@@ -134,6 +262,10 @@ def sliced_wasserstein(
         estimate of the exact integral at cost ``O(M K)`` per slice.
       quantile_iters: iterations of the mixture quantile solver.
       sort: ``"auto"``, ``"xla"`` or ``"host"``; see :func:`sort_slices`.
+      mesh: ``None`` (unsharded, the default), ``"auto"`` or a 1-D
+        ``jax.sharding.Mesh``: the slices are split across its devices (see
+        :func:`swgmm_jax.make_projection_mesh`); the result equals the
+        unsharded one to float rounding.
 
     Returns:
       Scalar estimate of ``SW_p^p`` in the units of ``x`` (to the power ``p``).
@@ -141,23 +273,30 @@ def sliced_wasserstein(
     Examples:
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> params = sw.from_moments(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
-      >>> x = sw.sample(params, jax.random.key(0), 2000)
-      >>> float(sw.sliced_wasserstein(params, x, jax.random.key(1))) < 0.01
+      >>> x = sw.sample(jax.random.key(0), params, 2000)
+      >>> float(sw.sliced_wasserstein(jax.random.key(1), params, x)) < 0.01
       True
     """
-    _validation.check_key(key)
-    x = _validation.check_data(x, "x")
-    _validation.check_positive_int(n_projections, "n_projections")
-    if not p >= 1:
-        raise ValueError(f"p must be >= 1, got {p}")
-    if n_levels is not None:
-        _validation.check_positive_int(n_levels, "n_levels")
-    _validation.check_positive_int(quantile_iters, "quantile_iters")
-    if x.shape[1] != params.means.shape[-1]:
-        raise ValueError(
-            f"x has dimension {x.shape[1]} but params have dimension {params.means.shape[-1]}"
-        )
+    check_key(key)
+    check_params(params)
+    x = check_data(x, "x")
+    check_dim(x, params.means.shape[-1])
+    mesh = check_loss_args(
+        n_projections=n_projections,
+        p=p,
+        n_levels=n_levels,
+        quantile_iters=quantile_iters,
+        sort=sort,
+        mesh=mesh,
+    )
     return _sliced_loss_jit(
-        params, x, key, n_projections=n_projections, p=float(p), n_levels=n_levels,
-        quantile_iters=quantile_iters, sort=sort,
+        key,
+        params,
+        x,
+        n_projections=n_projections,
+        p=float(p),
+        n_levels=n_levels,
+        quantile_iters=quantile_iters,
+        sort=sort,
+        mesh=mesh,
     )

@@ -34,11 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swgmm_jax import _sharding, _validation
-from swgmm_jax._config import FitConfig
-from swgmm_jax._fit import FitResult, _optimizer, _rescale, _split, _step_fn, standardizer
-from swgmm_jax._init import _initialize
-from swgmm_jax._params import GMMParams, _from_moments, to_moments
+from swgmm_jax._config import FitConfig, check_config
+from swgmm_jax._fit import FitResult, FitState, make_fit_step
+from swgmm_jax._mesh import check_mesh_sort, resolve_mesh
+from swgmm_jax._params import GMMParams, check_params
+from swgmm_jax._validation import check_key, check_positive_int
 
 __all__ = ["fit_stream", "host_minibatches"]
 
@@ -72,6 +72,19 @@ def host_minibatches(seed, x, batch_size: int):
       seed: anything ``numpy.random.default_rng`` accepts.
       x: ``[n, d]`` host data.
       batch_size: points per batch.
+
+    Yields:
+      ``[batch_size, d]`` NumPy arrays of rows of ``x``, in row order.
+
+    Examples:
+      >>> import numpy as np, swgmm_jax as sw
+      >>> x = np.arange(20.0).reshape(10, 2)  # row i is [2i, 2i + 1]
+      >>> batches = sw.host_minibatches(0, x, 4)
+      >>> b = next(batches)
+      >>> b.shape, bool(np.all(b[:, 1] == b[:, 0] + 1)), bool(np.all(np.diff(b[:, 0]) >= 0))
+      ((4, 2), True, True)
+      >>> np.array_equal(next(sw.host_minibatches(0, x, 4)), b)  # the same seed, the same batches
+      True
     """
     rng = np.random.default_rng(seed)
     n, d = x.shape
@@ -91,41 +104,22 @@ def host_minibatches(seed, x, batch_size: int):
         os.close(fd)
 
 
-def _start(key, x0, init, n_components, config):
-    """Standardiser, initial params and optimiser state from the first batch ``x0[b, d]``."""
-    dtype = x0.dtype
-    if config.standardize:
-        c, s = standardizer(x0)
-    else:
-        c, s = jnp.zeros(x0.shape[1], dtype), jnp.ones((), dtype)
-    reg = jnp.asarray(config.reg_covar, dtype)
-    if init is None:
-        params0 = _initialize(key, (x0 - c) / s, n_components, config.init, config.init_cov_scale, config.reg_covar)
-    else:
-        std = _rescale(init, -c / s, 1.0 / s)
-        params0 = _from_moments(*to_moments(std), reg)
-    trainable, _ = _split(params0, config.learn_weights)
-    opt = _optimizer(config)
-    return c, s, params0, (trainable, opt.init(trainable))
+def _start(key, x0, init, config: FitConfig, n_components: int):
+    """The fit's state from the first batch ``x0[b, d]`` (standardisation and initialisation)."""
+    return make_fit_step(config).init(key, x0, n_components, init)
 
 
-_start_jit = jax.jit(_start, static_argnames=("n_components", "config"))
+_start_jit = jax.jit(_start, static_argnames=("n_components",))
 
 
-def _chunk(carry, xb, keys, c, s, params0, config, mesh):
-    """``xb[S, b, d]`` raw batches, ``keys[S]``: S steps of the scan, standardising on the fly."""
-    _, merge = _split(params0, config.learn_weights)
-    _, step = _step_fn(config, merge, mesh)
-    return jax.lax.scan(step, carry, ((xb - c) / s, keys))
+def _chunk(state, xb, keys, config: FitConfig, mesh):
+    """``xb[S, b, d]`` raw batches, ``keys[S]``: S steps of the fit in one scan."""
+    step = make_fit_step(config, mesh).step
+    return jax.lax.scan(lambda st, inputs: step(inputs[1], st, inputs[0]), state, (xb, keys))
 
 
-_chunk_jit = jax.jit(_chunk, static_argnames=("config", "mesh"))
-
-
-@jax.jit
-def _finish(t, params0, c, s):
-    _, merge = _split(params0, t.logits is not None)
-    return _rescale(merge(t), c, s)
+_chunk_jit = jax.jit(_chunk, static_argnames=("mesh",))
+_data_params = jax.jit(FitState.data_params)
 
 
 def fit_stream(
@@ -180,23 +174,21 @@ def fit_stream(
       >>> res.loss_history.shape
       (40,)
     """
-    config = FitConfig() if config is None else config
-    if not isinstance(config, FitConfig):
-        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
-    _validation.check_key(key)
-    k = _validation.check_positive_int(n_components, "n_components")
-    chunk_steps = _validation.check_positive_int(chunk_steps, "chunk_steps")
-    mesh = _sharding.resolve_mesh(mesh)
-    if mesh is not None and config.sort == "host":
-        raise ValueError("sort='host' cannot run sharded over several devices; use sort='auto' or 'xla'")
+    config = check_config(config, FitConfig)
+    check_key(key)
+    k = check_positive_int(n_components, "n_components")
+    chunk_steps = check_positive_int(chunk_steps, "chunk_steps")
+    mesh = resolve_mesh(mesh)
+    check_mesh_sort(mesh, config.slicing.sort)
+    batch_size = config.slicing.batch_size
     k_init, k_loop, k_host = jax.random.split(key, 3)
     if hasattr(data, "shape") and hasattr(data, "__getitem__") and len(getattr(data, "shape", ())) == 2:
-        if config.batch_size is None:
+        if batch_size is None:
             raise ValueError("config.batch_size is required to draw minibatches from an array")
         if data.shape[0] < k:
             raise ValueError(f"data has {data.shape[0]} points, fewer than n_components={k}")
         seed = np.asarray(jax.random.key_data(k_host)).astype(np.uint32).ravel().tolist()
-        batches = host_minibatches(seed, data, config.batch_size)
+        batches = host_minibatches(seed, data, batch_size)
     elif isinstance(data, collections.abc.Iterable):
         batches = iter(data)
     else:
@@ -205,7 +197,8 @@ def fit_stream(
     n_steps = config.n_steps
     step_keys = jax.random.split(k_loop, n_steps)
     histories = []
-    carry = c = s = params0 = shape = None
+    state = None
+    shape: tuple[int, ...] = ()
     done = 0
     while done < n_steps:
         size = min(chunk_steps, n_steps - done)
@@ -217,25 +210,21 @@ def fit_stream(
             raise ValueError(f"batches must be [b, d] arrays, got shape {xb.shape[1:]}")
         if not np.issubdtype(xb.dtype, np.floating):
             xb = xb.astype(jnp.result_type(float))
-        if carry is None:
-            if config.batch_size is not None and xb.shape[1] != config.batch_size:
-                raise ValueError(f"batches have {xb.shape[1]} points, config.batch_size={config.batch_size}")
+        if state is None:
+            if batch_size is not None and xb.shape[1] != batch_size:
+                raise ValueError(f"batches have {xb.shape[1]} points, config.batch_size={batch_size}")
             if init is not None:
-                if not isinstance(init, GMMParams):
-                    raise TypeError(f"init must be GMMParams or None, got {type(init).__name__}")
-                if tuple(init.means.shape) != (k, xb.shape[2]):
-                    raise ValueError(f"init.means must have shape {[k, xb.shape[2]]}, got {list(init.means.shape)}")
-                init = jax.tree.map(lambda a: jnp.asarray(a, xb.dtype), init)
+                check_params(init, "init", n_components=k, dim=xb.shape[2])
+                init = jax.tree.map(lambda a, dtype=xb.dtype: jnp.asarray(a, dtype), init)
             x0 = xb[0]  # the first batch, whatever chunk_steps is
             if not np.all(np.isfinite(x0)):
                 raise ValueError("data contains NaN or infinite values")
-            c, s, params0, carry = _start_jit(k_init, x0, init, n_components=k, config=config)
+            state = _start_jit(k_init, x0, init, config, n_components=k)
         elif xb.shape[1:] != shape:
             raise ValueError(f"all batches must have shape {list(shape)}, got {list(xb.shape[1:])}")
         shape = xb.shape[1:]
-        carry, losses = _chunk_jit(carry, xb, step_keys[done : done + size], c, s, params0, config=config, mesh=mesh)
+        state, losses = _chunk_jit(state, xb, step_keys[done : done + size], config, mesh=mesh)
         histories.append(losses)
         done += size
-    t, _ = carry
-    params = _finish(t, params0, c, s)
-    return FitResult(params, jnp.concatenate(histories) * s**config.p)
+    assert state is not None  # n_steps >= 1
+    return FitResult(_data_params(state), jnp.concatenate(histories))

@@ -29,6 +29,7 @@ __all__ = [
     "stratified_levels",
     "midpoint_levels",
     "transport_cost",
+    "QUANTILE_ITERS",
 ]
 
 # A Python float: weakly typed (exact in float64 too), and computing it with
@@ -36,10 +37,32 @@ __all__ = [
 # jax.distributed.initialize can no longer run.
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
+QUANTILE_ITERS = 16
+"""Iterations of the mixture quantile solver everywhere (fits, evaluation,
+selection). Measured on 60 random 1D mixtures (K = 2 to 32, weights,
+spreads and scales over several orders of magnitude) at 64 levels each,
+against scipy's ``brentq`` in float64, error relative to the mixture's
+span: after 10 iterations the median error is at rounding level but the
+95th percentile is 2e-3; after 16 the 95th percentile is at float32
+rounding (4e-7) and the worst case 2.5e-5; 24 reach rounding everywhere in
+float32 and float64 (worst 5e-7 and 9e-15). 16 is the default: its worst
+error is far below the Monte-Carlo noise of any estimate of ``SW_p^p``."""
+
 # Internally the component axis comes before the level axis (``[..., K, M]``)
 # so that elementwise work runs along the long, contiguous level axis and the
 # sums over components are K vector additions; with components last, the short
 # K axis defeated vectorisation on CPU.
+
+
+def _align(*arrays):
+    """Broadcast the leading (slice) axes of levels ``[..., M]`` and mixtures ``[..., K]`` to one shape.
+
+    Explicitly, so that nothing below relies on implicit rank promotion (e.g. the
+    ``n`` midpoint levels, shared by every slice, against ``[L, K]`` mixtures).
+    """
+    arrays = tuple(jnp.asarray(a) for a in arrays)
+    batch = jnp.broadcast_shapes(*(a.shape[:-1] for a in arrays))
+    return tuple(jnp.broadcast_to(a, (*batch, a.shape[-1])) for a in arrays)
 
 
 def _comp(a):
@@ -57,19 +80,70 @@ def _norm_lw(log_weights):
 
 
 def mixture_cdf(t, log_weights, means, scales):
-    """``[..., M]`` mixture CDF ``F(t) = sum_k w_k Phi((t - m_k) / s_k)``."""
+    """``[..., M]`` mixture CDF ``F(t) = sum_k w_k Phi((t - m_k) / s_k)``.
+
+    Args:
+      t: ``[..., M]`` points.
+      log_weights: ``[..., K]`` log-weights (normalised internally by softmax).
+      means: ``[..., K]``.
+      scales: ``[..., K]`` standard deviations, > 0.
+
+    Returns:
+      ``[..., M]`` values of the CDF.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> lw, m, s = jnp.log(jnp.array([0.5, 0.5])), jnp.array([-1.0, 1.0]), jnp.ones(2)
+      >>> float(sw.mixture_cdf(jnp.array([0.0]), lw, m, s)[0])
+      0.5
+    """
+    t, log_weights, means, scales = _align(t, log_weights, means, scales)
     u = _standardised(t, means, scales)
     return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(u), axis=-2))
 
 
 def mixture_sf(t, log_weights, means, scales):
-    """``[..., M]`` survival function ``1 - F(t)``, accurate in the upper tail."""
+    """``[..., M]`` survival function ``1 - F(t)``, accurate in the upper tail.
+
+    Args:
+      t: ``[..., M]`` points.
+      log_weights: ``[..., K]`` log-weights (normalised internally by softmax).
+      means: ``[..., K]``.
+      scales: ``[..., K]`` standard deviations, > 0.
+
+    Returns:
+      ``[..., M]`` values of ``1 - F``.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> lw, m, s = jnp.zeros(1), jnp.zeros(1), jnp.ones(1)
+      >>> float(sw.mixture_sf(jnp.array([10.0]), lw, m, s)[0]) > 0
+      True
+    """
+    t, log_weights, means, scales = _align(t, log_weights, means, scales)
     u = _standardised(t, means, scales)
     return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(-u), axis=-2))
 
 
 def mixture_logpdf(t, log_weights, means, scales):
-    """``[..., M]`` log density of the mixture."""
+    """``[..., M]`` log density of the mixture.
+
+    Args:
+      t: ``[..., M]`` points.
+      log_weights: ``[..., K]`` log-weights (normalised internally by softmax).
+      means: ``[..., K]``.
+      scales: ``[..., K]`` standard deviations, > 0.
+
+    Returns:
+      ``[..., M]`` log densities.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> lw, m, s = jnp.zeros(1), jnp.zeros(1), jnp.ones(1)
+      >>> round(float(sw.mixture_logpdf(jnp.array([0.0]), lw, m, s)[0]), 4)
+      -0.9189
+    """
+    t, log_weights, means, scales = _align(t, log_weights, means, scales)
     u = _standardised(t, means, scales)
     logphi = -0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
     return logsumexp(_norm_lw(log_weights) + logphi, axis=-2)
@@ -97,7 +171,7 @@ def _bracket(tail, sgn, log_w, means, scales):
     return lo, hi
 
 
-def _solve(z, zc, log_weights, means, scales, n_iter):
+def _solve(z, zc, log_weights, means, scales, quantile_iters):
     """Safeguarded Newton on ``log T(q) = log tail`` with T = F (lower) or S (upper)."""
     log_w = _norm_lw(log_weights)
     lower = z <= zc
@@ -150,20 +224,20 @@ def _solve(z, zc, log_weights, means, scales, n_iter):
         return x_next, lo, hi, x_next - x, dx
 
     width = hi - lo
-    x, _, _, _, _ = jax.lax.fori_loop(0, n_iter, body, (x0, lo, hi, width, width))
+    x, _, _, _, _ = jax.lax.fori_loop(0, quantile_iters, body, (x0, lo, hi, width, width))
     return x
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
-def _quantile(z, zc, log_weights, means, scales, n_iter):
-    return _solve(z, zc, log_weights, means, scales, n_iter)
+def _quantile(z, zc, log_weights, means, scales, quantile_iters):
+    return _solve(z, zc, log_weights, means, scales, quantile_iters)
 
 
 @_quantile.defjvp
-def _quantile_jvp(n_iter, primals, tangents):
+def _quantile_jvp(quantile_iters, primals, tangents):
     z, zc, log_weights, means, scales = primals
     dz, dzc, dlw, dm, ds = tangents
-    q = _quantile(z, zc, log_weights, means, scales, n_iter)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
     log_w = _norm_lw(log_weights)
     u = _standardised(q, means, scales)  # [..., K, M]
     log_comp = log_w - 0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
@@ -190,12 +264,12 @@ def _quantile_jvp(n_iter, primals, tangents):
     return q, dq
 
 
-def mixture_quantile(z, log_weights, means, scales, *, n_iter: int = 24):
+def mixture_quantile(z, log_weights, means, scales, *, quantile_iters: int = QUANTILE_ITERS):
     """Quantile ``F^{-1}(z)`` of a 1D Gaussian mixture at levels ``z[..., M]``.
 
     Found by a safeguarded Newton iteration on ``log F`` (``z <= 1/2``) or on
     ``log S = log(1 - F)`` (``z > 1/2``) inside a bracket from the components'
-    own quantiles, a fixed ``n_iter`` times (no data-dependent loop, so it jits,
+    own quantiles, a fixed ``quantile_iters`` times (no data-dependent loop, so it jits,
     vmaps and shards). Differentiable in every argument through the implicit
     function theorem (``jax.custom_jvp``): ``dq = (dz - dF/dtheta . dtheta) / f(q)``.
     The weight part of the derivative, unbounded where ``f(q) ~ 0``, is capped at
@@ -206,18 +280,38 @@ def mixture_quantile(z, log_weights, means, scales, *, n_iter: int = 24):
       log_weights: ``[..., K]`` log-weights (normalised internally by softmax).
       means: ``[..., K]``.
       scales: ``[..., K]`` standard deviations, > 0.
-      n_iter: Newton/bisection iterations.
+      quantile_iters: Newton/bisection iterations (see ``QUANTILE_ITERS``).
 
     Returns:
       ``[..., M]`` quantiles.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> lw, m, s = jnp.log(jnp.array([0.5, 0.5])), jnp.array([-1.0, 1.0]), jnp.ones(2)
+      >>> abs(float(sw.mixture_quantile(jnp.array([0.5]), lw, m, s)[0])) < 1e-6
+      True
     """
-    z = jnp.asarray(z)
+    z, log_weights, means, scales = _align(z, log_weights, means, scales)
     # 1 - z is exact for z >= 1/2 (Sterbenz), which is where it is used.
-    return _quantile(z, 1.0 - z, log_weights, means, scales, n_iter)
+    return _quantile(z, 1.0 - z, log_weights, means, scales, quantile_iters)
 
 
 def midpoint_levels(n: int, dtype) -> tuple[jax.Array, jax.Array]:
-    """The ``n`` data levels ``z_i = (i - 1/2) / n`` and their complements ``1 - z_i``."""
+    """The ``n`` data levels ``z_i = (i - 1/2) / n`` and their complements ``1 - z_i``.
+
+    Args:
+      n: number of levels (the number of data points of a slice).
+      dtype: floating dtype of the levels.
+
+    Returns:
+      ``(z[n], 1 - z[n])``, shared by every slice (they broadcast against ``[L, K]`` mixtures).
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> z, zc = sw.midpoint_levels(4, jnp.float32)
+      >>> z.tolist(), zc.tolist()
+      ([0.125, 0.375, 0.625, 0.875], [0.875, 0.625, 0.375, 0.125])
+    """
     i = jnp.arange(n, dtype=dtype)
     return (i + 0.5) / n, (n - i - 0.5) / n
 
@@ -227,14 +321,33 @@ def stratified_levels(key, batch_shape, n_levels: int, dtype) -> tuple[jax.Array
 
     Returns ``(z, 1 - z)``, each computed directly (never as ``1 - z``) so
     that levels near 1 keep their upper-tail mass in float32.
+
+    Args:
+      key: PRNG key.
+      batch_shape: leading shape, e.g. ``(L,)`` for one set of levels per slice.
+      n_levels: number of levels ``M`` (strata) per set.
+      dtype: floating dtype of the levels.
+
+    Returns:
+      ``(z, 1 - z)``, each ``[*batch_shape, M]``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> z, zc = sw.stratified_levels(jax.random.key(0), (2,), 4, jnp.float32)
+      >>> z.shape, jnp.ceil(4 * z).astype(int).tolist()  # level j lies in ((j-1)/4, j/4]
+      ((2, 4), [[1, 2, 3, 4], [1, 2, 3, 4]])
+      >>> bool(jnp.allclose(z + zc, 1.0))
+      True
     """
     eps = jnp.finfo(dtype).eps
     u = jax.random.uniform(key, (*batch_shape, n_levels), dtype, minval=eps, maxval=1.0)
-    j = jnp.arange(n_levels, dtype=dtype)
+    j = jnp.arange(n_levels, dtype=dtype).reshape((1,) * len(batch_shape) + (n_levels,))
     return (j + u) / n_levels, ((n_levels - 1 - j) + (1.0 - u)) / n_levels
 
 
-def transport_cost(y_sorted, log_weights, means, scales, levels, *, p: float = 2.0, n_iter: int = 16):
+def transport_cost(
+    y_sorted, log_weights, means, scales, levels, *, p: float = 2.0, quantile_iters: int = QUANTILE_ITERS
+):
     """Estimate of ``W_p^p`` between 1D mixtures and empirical distributions.
 
     ``int_0^1 |Q_gmm(z) - Q_data(z)|^p dz`` evaluated at the given levels:
@@ -244,19 +357,32 @@ def transport_cost(y_sorted, log_weights, means, scales, levels, *, p: float = 2
 
     Args:
       y_sorted: ``[..., n]`` sorted data of each slice.
-      log_weights, means, scales: ``[..., K]`` mixture of each slice.
+      log_weights: ``[..., K]`` log-weights of each slice's mixture.
+      means: ``[..., K]`` component means of each slice.
+      scales: ``[..., K]`` component standard deviations of each slice.
       levels: ``(z, 1 - z)``, each ``[..., M]``.
       p: the transport exponent, >= 1.
-      n_iter: quantile solver iterations.
+      quantile_iters: quantile solver iterations.
 
     Returns:
       ``[...]`` cost of each slice.
+
+    Examples:
+      Data at the midpoint quantiles of ``N(1, 1)`` against the mixture
+      ``N(0, 1)``: every quantile is off by 1, so ``W_2^2 = 1``:
+
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
+      >>> z, zc = sw.midpoint_levels(100, jnp.float32)
+      >>> y = jax.scipy.special.ndtri(z) + 1.0  # sorted data
+      >>> cost = sw.transport_cost(y, jnp.zeros(1), jnp.zeros(1), jnp.ones(1), (z, zc))
+      >>> round(float(cost), 4)
+      1.0
     """
-    z, zc = levels
+    z, zc, log_weights, means, scales = _align(*levels, log_weights, means, scales)
     n = y_sorted.shape[-1]
     idx = jnp.clip(jnp.floor(z * n).astype(jnp.int32), 0, n - 1)
     y = jnp.take_along_axis(y_sorted, jnp.broadcast_to(idx, (*y_sorted.shape[:-1], idx.shape[-1])), axis=-1)
-    q = _quantile(z, zc, log_weights, means, scales, n_iter)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
     diff = q - y
     cost = diff * diff if p == 2 else jnp.abs(diff) ** p
     return jnp.mean(cost, axis=-1)

@@ -35,7 +35,11 @@ def ring_square_line(n: int = 850, seed: int = 0, noise: float = 0.05) -> np.nda
     side, pos = np.floor(t).astype(int), (t % 1) * 2 * half - half
     square = np.select(
         [side[:, None] == 0, side[:, None] == 1, side[:, None] == 2],
-        [np.stack([pos, -half + 0 * pos], 1), np.stack([half + 0 * pos, pos], 1), np.stack([pos, half + 0 * pos], 1)],
+        [
+            np.stack([pos, -half + 0 * pos], 1),
+            np.stack([half + 0 * pos, pos], 1),
+            np.stack([pos, half + 0 * pos], 1),
+        ],
         np.stack([-half + 0 * pos, pos], 1),
     ) + np.array([2.0, 0.0])
     s = rng.uniform(0, 1, n_line)
@@ -47,7 +51,25 @@ def ring_square_line(n: int = 850, seed: int = 0, noise: float = 0.05) -> np.nda
 def gaussian_mixture_data(
     n: int, means, covariances, weights=None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points from a GMM given by its moments; returns ``(x[n, d], labels[n])``."""
+    """``n`` points from a GMM given by its moments; returns ``(x[n, d], labels[n])``.
+
+    Args:
+      n: number of points.
+      means: ``[K, d]`` component means.
+      covariances: ``[K, d, d]`` positive definite covariances.
+      weights: ``[K]`` non-negative weights (renormalised); ``None`` for ``1/K`` each.
+      seed: NumPy seed.
+
+    Returns:
+      ``(x, labels)``: ``[n, d]`` float32 points and the ``[n]`` component of each.
+
+    Examples:
+      >>> import numpy as np, swgmm_jax as sw
+      >>> means, covs = [[0.0, 0.0], [10.0, 0.0]], [np.eye(2)] * 2
+      >>> x, labels = sw.datasets.gaussian_mixture_data(1000, means, covs, weights=[1, 3])
+      >>> x.shape, x.dtype, bool(np.abs(x[labels == 1].mean(axis=0) - means[1]).max() < 0.2)
+      ((1000, 2), dtype('float32'), True)
+    """
     rng = np.random.default_rng(seed)
     means = np.asarray(means, float)
     covariances = np.asarray(covariances, float)

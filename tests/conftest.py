@@ -1,5 +1,15 @@
 """Shared test configuration.
 
+Strict JAX settings for the whole run (as equinox's and optimistix's test suites):
+
+* ``jax_num_cpu_devices = 4``: the sharding tests run in this process on a
+  4-device mesh; meshes are explicit (``mesh="auto"`` stays unsharded on CPU).
+* ``jax_numpy_rank_promotion = "raise"``: no implicit broadcasting between
+  arrays of different ranks in the package.
+* warnings raised from ``swgmm_jax`` are errors (``filterwarnings`` in pyproject.toml).
+
+Fixtures:
+
 * ``key``: a fresh PRNG key per test.
 * ``x64``: runs a test with 64-bit types enabled (``jax.enable_x64``), so that
   float64 oracles can be compared at ~1e-10 without switching x64 on for the
@@ -11,7 +21,11 @@
 import jax
 import numpy as np
 import pytest
-from _helpers import DEGENERATE
+
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+from _helpers import DEGENERATE  # noqa: E402  (after the settings, before any computation)
 
 
 @pytest.fixture
@@ -28,3 +42,10 @@ def x64():
 @pytest.fixture(params=sorted(DEGENERATE))
 def degenerate_x(request):
     return request.param, DEGENERATE[request.param].astype(np.float32)
+
+
+@pytest.fixture
+def allow_rank_promotion():
+    """For tests of experiment code (outside the package), which is not held to strict promotion."""
+    with jax.numpy_rank_promotion("allow"):
+        yield

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import DEGENERATE
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 import swgmm_jax as sw
+from _helpers import DEGENERATE
 
 TRUE_MEANS = np.array([[0.0, 0.0], [3.0, 0.5], [0.5, 3.5]])
 TRUE_COVS = np.stack([0.5 * np.eye(2), np.array([[0.8, 0.3], [0.3, 0.4]]), 0.6 * np.eye(2)])
@@ -22,9 +22,17 @@ K = 3
 def _sklearn_from(init_moments, config, max_iter=None):
     w, m, c = (np.asarray(a, np.float64) for a in init_moments)
     return GaussianMixture(
-        n_components=len(w), covariance_type="full", tol=config.tol, reg_covar=config.reg_covar,
-        max_iter=config.max_iter if max_iter is None else max_iter, n_init=1, init_params="random",
-        weights_init=w, means_init=m, precisions_init=np.linalg.inv(c), random_state=0,
+        n_components=len(w),
+        covariance_type="full",
+        tol=config.tol,
+        reg_covar=config.reg_covar,
+        max_iter=config.max_iter if max_iter is None else max_iter,
+        n_init=1,
+        init_params="random",
+        weights_init=w,
+        means_init=m,
+        precisions_init=np.linalg.inv(c),
+        random_state=0,
     )
 
 
@@ -71,7 +79,7 @@ def test_fit_em_matches_sklearn(seed):
     # EM never decreases the likelihood: the history (negative mean log-lik) is non-increasing.
     hist = np.asarray(res.loss_history)[: int(res.n_iter)]
     assert np.all(np.diff(hist) <= 1e-12)
-    np.testing.assert_array_equal(np.asarray(res.loss_history)[int(res.n_iter):], hist[-1])
+    np.testing.assert_array_equal(np.asarray(res.loss_history)[int(res.n_iter) :], hist[-1])
 
 
 @pytest.mark.usefixtures("x64")
@@ -114,19 +122,23 @@ def test_polish_em_increases_loglik_and_vmaps(key):
         np.testing.assert_allclose(after.reg_covar, before.reg_covar)
         _check_valid(after, float(before.reg_covar))
         # n_steps EM iterations from `before` = sklearn with max_iter=n_steps, tol=0.
-        gm = _sklearn_from(sw.to_moments(before), sw.EMConfig(tol=0.0, reg_covar=float(before.reg_covar)), max_iter=n_steps)
+        gm = _sklearn_from(
+            sw.to_moments(before), sw.EMConfig(tol=0.0, reg_covar=float(before.reg_covar)), max_iter=n_steps
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(X)
         np.testing.assert_allclose(after.means, gm.means_, rtol=1e-8, atol=1e-10)
     # n_steps = 0 is the identity.
     same = sw.polish_em(jax.tree.map(lambda a: a[0], batched), X, 0)
-    np.testing.assert_allclose(sw.to_moments(same)[2], sw.to_moments(jax.tree.map(lambda a: a[0], batched))[2], rtol=1e-10)
+    np.testing.assert_allclose(
+        sw.to_moments(same)[2], sw.to_moments(jax.tree.map(lambda a: a[0], batched))[2], rtol=1e-10
+    )
 
 
 def test_select_best_log_likelihood_on_em_restarts(key):
     res = sw.fit_em_restarts(key, X32, K, 4, sw.EMConfig(max_iter=3))
-    idx, scores, best = sw.select_best(res, X32, "log_likelihood")
+    idx, scores, best = sw.select_best(None, res, X32, "log_likelihood")
     expected = [float(sw.log_likelihood(jax.tree.map(lambda a: a[r], res.params), X32)) for r in range(4)]
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     assert idx == int(np.argmax(expected))

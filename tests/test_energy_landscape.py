@@ -11,6 +11,9 @@ from scipy import integrate, optimize, stats
 
 from experiments import energy_landscape as el
 
+# Experiment code (outside the package) is not held to strict rank promotion.
+pytestmark = pytest.mark.usefixtures("allow_rank_promotion")
+
 _wm_mixture = jax.jit(el.wm_energy_mixture)
 _wm_gaussian = jax.jit(el.wm_energy_gaussian)
 
@@ -73,8 +76,12 @@ def test_swap_orbits_and_symmetry():
 
 def _w2_oracle(y_sorted, weights, means, scales):
     """int_0^1 (Q(z) - y_(ceil(zN)))^2 dz by scipy quadrature and brentq quantiles."""
+
     def cdf(t):
-        return sum(w * 0.5 * math.erfc(-(t - m) / (s * math.sqrt(2))) for w, m, s in zip(weights, means, scales))
+        return sum(
+            w * 0.5 * math.erfc(-(t - m) / (s * math.sqrt(2)))
+            for w, m, s in zip(weights, means, scales, strict=False)
+        )
 
     def q(z):
         return optimize.brentq(lambda t: cdf(t) - z, -60, 60, xtol=1e-14, rtol=1e-14)
@@ -82,7 +89,9 @@ def _w2_oracle(y_sorted, weights, means, scales):
     n = len(y_sorted)
     total = 0.0
     for i, yi in enumerate(y_sorted):
-        val, _ = integrate.quad(lambda z: (q(z) - yi) ** 2, i / n, (i + 1) / n, epsabs=1e-12, epsrel=1e-10, limit=200)
+        val, _ = integrate.quad(
+            lambda z: (q(z) - yi) ** 2, i / n, (i + 1) / n, epsabs=1e-12, epsrel=1e-10, limit=200
+        )
         total += val
     return total
 

@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import count_compilations
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import swgmm_jax as sw
+from _helpers import count_compilations
 
 TRUE_MEANS = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
 TRUE_COVS = np.stack([0.5 * np.eye(2), np.diag([0.8, 0.3]), 0.6 * np.eye(2)])
@@ -73,9 +73,7 @@ def test_fit_restarts_equal_single_fits():
     assert batched.loss_history.shape == (n_restarts, CFG.n_steps)
     for r, k in enumerate(jax.random.split(key, n_restarts)):
         single = sw.fit(k, X, K, CFG)
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a[r], b, rtol=2e-4, atol=2e-5), batched, single
-        )
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[r], b, rtol=2e-4, atol=2e-5), batched, single)
     # Restarts differ from each other.
     assert not np.allclose(batched.params.means[0], batched.params.means[1])
 
@@ -93,7 +91,9 @@ def test_no_retrace_when_only_data_values_change():
     sizes = (sw._fit._fit_jit._cache_size(), sw._fit._fit_restarts_jit._cache_size())
     with count_compilations() as events:
         a = sw.fit(jax.random.key(3), x2, K, CFG)
-        b = sw.fit(jax.random.key(4), jnp.asarray(x3), K, sw.FitConfig(n_steps=30))  # equal config, new object
+        b = sw.fit(
+            jax.random.key(4), jnp.asarray(x3), K, sw.FitConfig(n_steps=30)
+        )  # equal config, new object
         c = sw.fit_restarts(jax.random.key(5), x3, K, 3, CFG)  # R = 3 as in the test above
         jax.block_until_ready((a, b, c))
     assert events == [], f"{len(events)} compilations on new data values"
@@ -134,7 +134,10 @@ def test_offset_and_scale_equivariance(fitted):
     def std_loglik(w, m, c, x):
         centre, scale = _standardise(x)
         xs = (np.asarray(x, np.float64) - centre) / scale
-        comp = [np.log(wk) + multivariate_normal((mk - centre) / scale, ck / scale**2).logpdf(xs) for wk, mk, ck in zip(w, m, c)]
+        comp = [
+            np.log(wk) + multivariate_normal((mk - centre) / scale, ck / scale**2).logpdf(xs)
+            for wk, mk, ck in zip(w, m, c, strict=False)
+        ]
         return np.mean(logsumexp(np.stack(comp, 1), axis=1))
 
     ll_u = std_loglik(w_u, m_u, c_u, X)
@@ -191,21 +194,32 @@ def _batched_candidates():
 
 def test_select_best_picks_argmin_sw_and_argmax_loglik(key):
     result, cands = _batched_candidates()
-    idx, scores, best = sw.select_best(result, X, "sw", key=key, n_projections=64)
+    idx, scores, best = sw.select_best(key, result, X, "sw", n_projections=64)
     assert idx == 2 == int(np.argmin(scores))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
     for r in range(len(cands)):  # the scores are SW on the same directions
         one = jax.tree.map(lambda a: a[r], result.params)
-        np.testing.assert_allclose(scores[r], sw.sliced_wasserstein(one, X, key, n_projections=64), rtol=1e-4)
-    idx, scores, best = sw.select_best(result, X, "log_likelihood")
-    expected = [np.mean(logsumexp(np.stack([np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in zip(*cand)], 1), axis=1)) for cand in cands]
+        np.testing.assert_allclose(scores[r], sw.sliced_wasserstein(key, one, X, n_projections=64), rtol=1e-4)
+    idx, scores, best = sw.select_best(None, result, X, "log_likelihood")
+    expected = [
+        np.mean(
+            logsumexp(
+                np.stack(
+                    [np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in zip(*cand, strict=False)],
+                    1,
+                ),
+                axis=1,
+            )
+        )
+        for cand in cands
+    ]
     np.testing.assert_allclose(scores, expected, rtol=1e-4)
     assert idx == int(np.argmax(expected)) == 2
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
     with pytest.raises(ValueError, match="key"):
-        sw.select_best(result, X, "sw")
+        sw.select_best(None, result, X, "sw")
     with pytest.raises(ValueError, match="criterion"):
-        sw.select_best(result, X, "aic", key=key)
+        sw.select_best(key, result, X, "aic")
 
 
 # ---------------------------------------------------------------- end to end
@@ -229,3 +243,70 @@ def test_recovers_separated_3d_mixture_from_random_init():
         _check_valid(jax.tree.map(lambda a: a[r], res.params), res.params.reg_covar[r])
     rate = np.mean(recovered)
     assert rate >= 0.9, f"recovered in {rate:.0%} of {n_restarts} restarts"
+
+
+# ---------------------------------------------------------------- public step, traced hyperparameters
+def test_public_step_driven_by_own_scan_equals_fit():
+    """fit = make_fit_step's init + the same steps in the caller's own lax.scan, bit for bit."""
+    cfg = sw.FitConfig(n_steps=30, learn_weights=False)
+    ref = sw.fit(jax.random.key(7), X, K, cfg, mesh=None)
+    init, step, _ = sw.make_fit_step(cfg)
+    k_init, k_loop = jax.random.split(jax.random.key(7))
+
+    @jax.jit
+    def run(x):
+        state = init(k_init, x, K)
+
+        def body(state, k):
+            k_batch, k_loss = jax.random.split(k)  # run_steps' split (k_batch unused at full batch)
+            return step(k_loss, state, x)
+
+        return jax.lax.scan(body, state, jax.random.split(k_loop, cfg.n_steps))
+
+    state, losses = run(jnp.asarray(X))
+    # Two different programs (XLA fuses each its own way): equal to float32 rounding.
+    np.testing.assert_allclose(losses, ref.loss_history, rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.data_params(), ref.params
+    )
+    # Frozen leaves are exactly untouched by the steps: the weights (learn_weights=False) and the floor.
+    start = init(k_init, jnp.asarray(X), K)
+    np.testing.assert_array_equal(state.params.logits, start.params.logits)
+    np.testing.assert_array_equal(state.params.reg_covar, start.params.reg_covar)
+
+
+def test_numeric_hyperparameters_do_not_recompile():
+    """Changing learning rates, reg_covar, schedule values, init scale or EM tol reuses the compiled fit."""
+    base = sw.FitConfig(n_steps=12, relocations=1, relocation_steps=3)
+    sw.fit(jax.random.key(0), X, K, base)
+    sw.fit_em(jax.random.key(0), X, K, sw.EMConfig(max_iter=5))
+    changed = [
+        base.replace(learning_rate=0.2),
+        base.replace(reg_covar=1e-4, lr_final_fraction=0.1, rmsprop_decay=0.8),
+        base.replace(init_cov_scale=0.3, relocation_lr=0.05, relocation_temperature=0.0),
+    ]
+    with count_compilations() as events:
+        results = [sw.fit(jax.random.key(0), X, K, c) for c in changed]
+        em = sw.fit_em(jax.random.key(0), X, K, sw.EMConfig(max_iter=5, tol=1e-6, reg_covar=1e-3))
+        jax.block_until_ready((results, em))
+    assert events == [], f"{len(events)} compilations after changing numeric hyperparameters only"
+    assert not np.allclose(results[0].params.means, sw.fit(jax.random.key(0), X, K, base).params.means)
+    # Structure is static: a new step count compiles.
+    with count_compilations() as events:
+        sw.fit(jax.random.key(0), X, K, base.replace(n_steps=13))
+    assert len(events) > 0
+
+
+def test_vmap_over_learning_rates_equals_separate_fits():
+    lrs = jnp.array([0.01, 0.05, 0.2])
+
+    def final(lr):
+        return sw.fit(jax.random.key(3), X, K, sw.FitConfig(n_steps=30, learning_rate=lr), mesh=None)
+
+    swept = jax.vmap(final)(lrs)
+    assert swept.params.means.shape == (3, K, 2)
+    for i, lr in enumerate([0.01, 0.05, 0.2]):
+        one = sw.fit(jax.random.key(3), X, K, sw.FitConfig(n_steps=30, learning_rate=lr), mesh=None)
+        np.testing.assert_allclose(swept.loss_history[i], one.loss_history, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(swept.params.means[i], one.params.means, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(swept.params.means[0], swept.params.means[2])

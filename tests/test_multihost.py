@@ -38,7 +38,7 @@ _WORKER = textwrap.dedent(
     out = {"process": jax.process_index(), "n_devices": jax.device_count(),
            "n_local": jax.local_device_count()}
     loss, grad = jax.jit(jax.value_and_grad(
-        lambda pr: sw.sharded_sliced_loss(pr, x, jax.random.key(1), mesh, n_projections=10, n_levels=16)
+        lambda pr: sw.sliced_loss(jax.random.key(1), pr, x, n_projections=10, n_levels=16, mesh=mesh)
     ))(params)
     out["loss"] = float(loss)
     out["grad_means"] = np.asarray(grad.means).tolist()
@@ -89,10 +89,15 @@ def workers(tmp_path_factory):
         for pid in range(2):
             # Output goes to files, not pipes: a full pipe would block a worker.
             with open(logs[pid], "w") as log:
-                procs.append(subprocess.Popen(
-                    [sys.executable, str(tmp / "worker.py"), address, str(pid)],
-                    env=env, cwd=str(tmp), stdout=log, stderr=subprocess.STDOUT,
-                ))
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(tmp / "worker.py"), address, str(pid)],
+                        env=env,
+                        cwd=str(tmp),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         for p in procs:
             p.wait(timeout=max(deadline - time.monotonic(), 1))
     finally:
@@ -101,11 +106,11 @@ def workers(tmp_path_factory):
                 p.kill()
                 p.wait(timeout=10)
     results = []
-    for p, log in zip(procs, logs):
+    for p, log in zip(procs, logs, strict=False):
         text = log.read_text()
         lines = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
         assert p.returncode == 0 and lines, f"rc={p.returncode}\n{text[-3000:]}"
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+        results.append(json.loads(lines[-1][len("RESULT ") :]))
     return results
 
 
@@ -114,13 +119,20 @@ def reference():
     ns = {}
     exec(_COMMON, ns)
     x, params = ns["data"]()
-    loss, grad = jax.jit(jax.value_and_grad(
-        lambda pr, xx: sw.sliced_loss(pr, xx, jax.random.key(1), n_projections=10, n_levels=16)
-    ))(params, x)
+    loss, grad = jax.jit(
+        jax.value_and_grad(
+            lambda pr, xx: sw.sliced_loss(jax.random.key(1), pr, xx, n_projections=10, n_levels=16)
+        )
+    )(params, x)
     res = sw.fit(jax.random.key(2), x, 2, ns["CFG"], mesh=None)
     rres = sw.fit_restarts(jax.random.key(3), x, 2, 3, ns["RCFG"], mesh=None)
-    return dict(loss=float(loss), grad_means=np.asarray(grad.means), fit_means=np.asarray(res.params.means),
-                fit_loss=np.asarray(res.loss_history), restart_means=np.asarray(rres.params.means))
+    return dict(
+        loss=float(loss),
+        grad_means=np.asarray(grad.means),
+        fit_means=np.asarray(res.params.means),
+        fit_loss=np.asarray(res.loss_history),
+        restart_means=np.asarray(rres.params.means),
+    )
 
 
 def test_global_mesh(workers):

@@ -23,7 +23,10 @@ def _random_moments(rng, k, d, reg):
 
 def _mixture_loglik_scipy(x, weights, means, covs):
     comp = np.stack(
-        [np.log(w) + multivariate_normal(m, c).logpdf(x) for w, m, c in zip(weights, means, covs)],
+        [
+            np.log(w) + multivariate_normal(m, c).logpdf(x)
+            for w, m, c in zip(weights, means, covs, strict=False)
+        ],
         axis=1,
     )
     return comp, np.mean(logsumexp(comp, axis=1))
@@ -90,7 +93,10 @@ def test_constraints_hold_for_arbitrary_leaves(dtype, reg):
     tril[2, :, 0] = 0.0  # a zero column
     tril[3] *= 1e-8  # nearly zero
     params = sw.GMMParams(
-        jnp.asarray(logits, dtype), jnp.asarray(means, dtype), jnp.asarray(tril, dtype), jnp.asarray(reg, dtype)
+        jnp.asarray(logits, dtype),
+        jnp.asarray(means, dtype),
+        jnp.asarray(tril, dtype),
+        jnp.asarray(reg, dtype),
     )
     w, _, cov = sw.to_moments(params)
     w = np.asarray(w, np.float64)
@@ -107,7 +113,9 @@ def test_constraints_hold_for_arbitrary_leaves(dtype, reg):
     np.testing.assert_allclose(cov, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-12)
     # Component 0 (L = 0) is exactly the floor.
     np.testing.assert_allclose(cov[0], reg * np.eye(d), rtol=1e-6)
-    np.testing.assert_allclose(w, np.exp(logits - logsumexp(logits)), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(
+        w, np.exp(logits - logsumexp(logits)), rtol=1e-5 if dtype == np.float32 else 1e-12
+    )
 
 
 def test_log_likelihood_matches_scipy():
@@ -147,7 +155,7 @@ def test_sample_moments_and_weights(key):
     m = np.array([[-20.0, 0.0], [0.0, 20.0], [20.0, -5.0]])
     _, _, c = _random_moments(rng, k, d, 1e-3)
     params = sw.from_moments(w, m, c)
-    x = np.asarray(sw.sample(params, key, n))
+    x = np.asarray(sw.sample(key, params, n))
     assert x.shape == (n, d) and x.dtype == np.float64
     # Components are 20 apart (>> their scales): label by the nearest mean.
     labels = np.argmin(np.linalg.norm(x[:, None] - m[None], axis=-1), axis=1)
@@ -170,9 +178,9 @@ def test_sample_moments_and_weights(key):
 
 def test_sample_is_deterministic_and_keyed(key):
     params = sw.from_moments(np.ones(2), np.array([[0.0], [5.0]]), np.ones((2, 1, 1)))
-    a = sw.sample(params, key, 50)
-    b = sw.sample(params, key, 50)
-    c = sw.sample(params, jax.random.key(1), 50)
+    a = sw.sample(key, params, 50)
+    b = sw.sample(key, params, 50)
+    c = sw.sample(jax.random.key(1), params, 50)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
-    assert sw.sample(params, key, 0).shape == (0, 1)
+    assert sw.sample(key, params, 0).shape == (0, 1)

@@ -25,8 +25,12 @@ def _bad_init(x, reg=1e-6):
     """Two components on the left cluster, one spanning the middle and right ones."""
     cov = 0.1 * np.cov(np.asarray(x, np.float64).T, bias=True)
     means = np.array([[-4.2, 0.0], [-3.8, 0.0], [2.0, 0.0]])
-    return sw.from_moments(jnp.full(3, 1 / 3), jnp.asarray(means, x.dtype), jnp.asarray(np.stack([cov] * 3), x.dtype),
-                           reg_covar=reg)
+    return sw.from_moments(
+        jnp.full(3, 1 / 3),
+        jnp.asarray(means, x.dtype),
+        jnp.asarray(np.stack([cov] * 3), x.dtype),
+        reg_covar=reg,
+    )
 
 
 CORNERS = np.array([[-4.0, -4.0], [4.0, -4.0], [-4.0, 4.0], [4.0, 4.0]])
@@ -46,7 +50,7 @@ def test_merge_is_moment_matched_and_reseed_is_a_data_point():
     m = np.array([[0.0, 0.0], [0.1, 0.05], [3.0, 0.0]])  # 0 and 1 overlap: the redundant pair
     c = np.stack([np.diag([1.0, 0.2]), np.array([[0.8, 0.1], [0.1, 0.3]]), np.eye(2)])
     params = sw.from_moments(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c), reg_covar=1e-6)
-    out = sw.merge_relocate(params, jnp.asarray(x), jax.random.key(3), temperature=0.0, cov_scale=0.1)
+    out = sw.merge_relocate(jax.random.key(3), params, jnp.asarray(x), temperature=0.0, cov_scale=0.1)
     w2, m2, c2 = (np.asarray(a) for a in sw.to_moments(out))
 
     # Oracle: the two-component mixture's mean and covariance.
@@ -70,11 +74,13 @@ def test_keep_weights_and_random_pair_prefers_redundant():
     x = jnp.asarray(X3)
     params = _bad_init(x)
     keys = jax.random.split(jax.random.key(0), 200)
-    props = jax.vmap(lambda k: sw.merge_relocate(params, x, k))(keys)
+    props = jax.vmap(lambda k: sw.merge_relocate(k, params, x))(keys)
     # The pair {0, 1} shares the left cluster: one of them becomes the merge.
-    merged_left = np.any(np.linalg.norm(np.asarray(props.means) - np.array([-4.0, 0.0]), axis=-1) < 0.25, axis=-1)
+    merged_left = np.any(
+        np.linalg.norm(np.asarray(props.means) - np.array([-4.0, 0.0]), axis=-1) < 0.25, axis=-1
+    )
     assert np.mean(merged_left) > 0.95
-    kept = sw.merge_relocate(params, x, keys[0], keep_weights=True)
+    kept = sw.merge_relocate(keys[0], params, x, keep_weights=True)
     np.testing.assert_allclose(np.asarray(kept.weights), np.asarray(params.weights), atol=1e-6)
 
 
@@ -100,13 +106,16 @@ def test_sw_relocations_leave_the_local_optimum():
     x = jnp.asarray(X4)
     cov = 0.1 * np.cov(X4.T, bias=True)
     means = np.array([[-4.2, -4.0], [-3.8, -4.0], [-4.2, 4.0], [-3.8, 4.0]])  # two on each left corner
-    init = sw.from_moments(jnp.full(4, 0.25), jnp.asarray(means, jnp.float32), jnp.asarray(np.stack([cov] * 4), jnp.float32))
+    init = sw.from_moments(
+        jnp.full(4, 0.25), jnp.asarray(means, jnp.float32), jnp.asarray(np.stack([cov] * 4), jnp.float32)
+    )
     base = dict(n_steps=150, n_projections=16, learning_rate=0.05)
     plain = sw.fit(jax.random.key(0), x, 4, sw.FitConfig(**base), init=init)
     assert not _recovered(plain.params, CORNERS)
     assert plain.relocation_sw is None and plain.relocation_accepted is None
-    cfg = sw.FitConfig(**base, relocations=6, relocation_steps=200, relocation_projections=32,
-                       relocation_levels=64)
+    cfg = sw.FitConfig(
+        **base, relocations=6, relocation_steps=200, relocation_projections=32, relocation_levels=64
+    )
     moved = sw.fit(jax.random.key(0), x, 4, cfg, init=init)
     assert _recovered(moved.params, CORNERS)
     values = np.asarray(moved.relocation_sw)
@@ -119,15 +128,22 @@ def test_sw_relocations_leave_the_local_optimum():
     np.testing.assert_array_equal(np.asarray(moved.loss_history), np.asarray(plain.loss_history))
     # Same directions: the SW distance of the result is far lower.
     key = jax.random.key(9)
-    d_plain = float(sw.sliced_wasserstein(plain.params, x, key))
-    d_moved = float(sw.sliced_wasserstein(moved.params, x, key))
+    d_plain = float(sw.sliced_wasserstein(key, plain.params, x))
+    d_moved = float(sw.sliced_wasserstein(key, moved.params, x))
     assert d_moved < 0.2 * d_plain
 
 
 def test_sw_relocations_fixed_weights_and_restarts():
     x = jnp.asarray(X3)
-    cfg = sw.FitConfig(n_steps=30, n_projections=8, relocations=2, relocation_steps=20, relocation_projections=8,
-                       relocation_levels=16, learn_weights=False)
+    cfg = sw.FitConfig(
+        n_steps=30,
+        n_projections=8,
+        relocations=2,
+        relocation_steps=20,
+        relocation_projections=8,
+        relocation_levels=16,
+        learn_weights=False,
+    )
     res = sw.fit_restarts(jax.random.key(1), x, 3, 3, cfg)
     assert res.relocation_sw.shape == (3, 2) and res.relocation_accepted.shape == (3, 2)
     np.testing.assert_allclose(np.asarray(res.params.weights), 1 / 3, atol=1e-6)
@@ -137,8 +153,14 @@ def test_sw_relocations_fixed_weights_and_restarts():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("relocations", -1), ("relocation_steps", 0), ("relocation_lr", 0.0), ("relocation_projections", 0),
-     ("relocation_levels", 0), ("relocation_temperature", -0.1)],
+    [
+        ("relocations", -1),
+        ("relocation_steps", 0),
+        ("relocation_lr", 0.0),
+        ("relocation_projections", 0),
+        ("relocation_levels", 0),
+        ("relocation_temperature", -0.1),
+    ],
 )
 def test_fit_config_rejects_bad_relocation_settings(field, value):
     with pytest.raises(ValueError, match=field):
@@ -169,4 +191,6 @@ def test_accept_if_better_keeps_only_improvements():
     assert 0 < sum(kept) < 40
     np.testing.assert_array_equal(np.asarray(accepted), kept)
     np.testing.assert_allclose(float(state), value, atol=1e-6)
-    assert np.all(np.diff(np.asarray(scores)) <= 0) and float(scores[-1]) == pytest.approx(float(best), abs=1e-6)
+    assert np.all(np.diff(np.asarray(scores)) <= 0) and float(scores[-1]) == pytest.approx(
+        float(best), abs=1e-6
+    )

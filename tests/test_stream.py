@@ -33,12 +33,12 @@ def test_memmap_source_equals_array(blobs, tmp_path):
     # whole map, a row slice (offset) and a column slice (rows of 2 values at a
     # 4-byte file offset, 12-byte stride).
     for src, ref_x in ((mm, blobs), (mm[1000:], blobs[1000:]), (mm[:, 1:], blobs[:, 1:])):
-        batches = [b for b, _ in zip(sw.host_minibatches(7, src, 100), range(5))]
-        ref = [b for b, _ in zip(sw.host_minibatches(7, ref_x, 100), range(5))]
+        batches = [b for b, _ in zip(sw.host_minibatches(7, src, 100), range(5), strict=False)]
+        ref = [b for b, _ in zip(sw.host_minibatches(7, ref_x, 100), range(5), strict=False)]
         np.testing.assert_array_equal(np.stack(batches), np.stack(ref))
     mm_off = np.memmap(path, dtype=np.float32, mode="r", shape=(5000, 3), offset=12 * 1000)
-    got = np.stack([b for b, _ in zip(sw.host_minibatches(8, mm_off, 64), range(3))])
-    want = np.stack([b for b, _ in zip(sw.host_minibatches(8, blobs[1000:], 64), range(3))])
+    got = np.stack([b for b, _ in zip(sw.host_minibatches(8, mm_off, 64), range(3), strict=False)])
+    want = np.stack([b for b, _ in zip(sw.host_minibatches(8, blobs[1000:], 64), range(3), strict=False)])
     np.testing.assert_array_equal(got, want)
     a = sw.fit_stream(jax.random.key(0), mm, 2, CFG, chunk_steps=30)
     b = sw.fit_stream(jax.random.key(0), blobs, 2, CFG, chunk_steps=30)

@@ -4,9 +4,9 @@ anything is traced or compiled."""
 import jax
 import numpy as np
 import pytest
-from _helpers import COMPILE_EVENT, TRACE_EVENT, count_compilations
 
 import swgmm_jax as sw
+from _helpers import COMPILE_EVENT, TRACE_EVENT, count_compilations
 
 KEY = jax.random.key(0)
 GOOD_X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
@@ -26,7 +26,7 @@ DATA_ENTRY_POINTS = {
     "fit_em": lambda x: sw.fit_em(KEY, x, 2),
     "fit_em_restarts": lambda x: sw.fit_em_restarts(KEY, x, 2, 2),
     "initialize": lambda x: sw.initialize(KEY, x, 2),
-    "sliced_wasserstein": lambda x: sw.sliced_wasserstein(PARAMS, x, KEY),
+    "sliced_wasserstein": lambda x: sw.sliced_wasserstein(KEY, PARAMS, x),
     "polish_em": lambda x: sw.polish_em(PARAMS, x, 1),
 }
 
@@ -89,7 +89,7 @@ def test_density_functions_reject_strings_naming_x(fn):
         lambda: sw.log_likelihood(PARAMS, np.ones((5, 3))),
         lambda: sw.predict_proba(PARAMS, np.ones((5, 3))),
         lambda: sw.predict(PARAMS, np.ones((5, 1))),
-        lambda: sw.sliced_wasserstein(PARAMS, np.ones((5, 3)), KEY),
+        lambda: sw.sliced_wasserstein(KEY, PARAMS, np.ones((5, 3))),
         lambda: sw.polish_em(PARAMS, np.ones((5, 3)), 1),
     ],
 )
@@ -128,16 +128,22 @@ def test_n_components(call, value, err):
     raises_before_tracing(lambda: call(value), err, "n_components")
 
 
-@pytest.mark.parametrize("value,err", [(0, ValueError), (-3, ValueError), (2.5, TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "value,err", [(0, ValueError), (-3, ValueError), (2.5, TypeError), (None, TypeError)]
+)
 def test_n_projections(value, err):
     raises_before_tracing(lambda: sw.FitConfig(n_projections=value), err, "n_projections")
-    raises_before_tracing(lambda: sw.sliced_wasserstein(PARAMS, GOOD_X, KEY, n_projections=value), err, "n_projections")
+    raises_before_tracing(
+        lambda: sw.sliced_wasserstein(KEY, PARAMS, GOOD_X, n_projections=value), err, "n_projections"
+    )
 
 
 @pytest.mark.parametrize("value", [0.5, 0.0, -2.0, float("nan")])
 def test_p_below_one(value):
     raises_before_tracing(lambda: sw.FitConfig(p=value), ValueError, r"\bp must be")
-    raises_before_tracing(lambda: sw.sliced_wasserstein(PARAMS, GOOD_X, KEY, p=value), ValueError, r"\bp must be")
+    raises_before_tracing(
+        lambda: sw.sliced_wasserstein(KEY, PARAMS, GOOD_X, p=value), ValueError, r"\bp must be"
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,7 +169,12 @@ def test_fit_config_fields(kwargs, name):
 
 @pytest.mark.parametrize(
     "kwargs,name",
-    [(dict(max_iter=0), "max_iter"), (dict(tol=-1.0), "tol"), (dict(reg_covar=-1e-6), "reg_covar"), (dict(init="x"), "init")],
+    [
+        (dict(max_iter=0), "max_iter"),
+        (dict(tol=-1.0), "tol"),
+        (dict(reg_covar=-1e-6), "reg_covar"),
+        (dict(init="x"), "init"),
+    ],
 )
 def test_em_config_fields(kwargs, name):
     raises_before_tracing(lambda: sw.EMConfig(**kwargs), (ValueError, TypeError), name)
@@ -174,7 +185,7 @@ def test_em_config_fields(kwargs, name):
     [
         (lambda: sw.fit(0, GOOD_X, 2), TypeError, "key"),
         (lambda: sw.fit_em(None, GOOD_X, 2), TypeError, "key"),
-        (lambda: sw.sliced_wasserstein(PARAMS, GOOD_X, 123), TypeError, "key"),
+        (lambda: sw.sliced_wasserstein(123, PARAMS, GOOD_X), TypeError, "key"),
         (lambda: sw.fit(KEY, GOOD_X, 2, sw.EMConfig()), TypeError, "config"),
         (lambda: sw.fit_em(KEY, GOOD_X, 2, sw.FitConfig()), TypeError, "config"),
         (lambda: sw.fit_restarts(KEY, GOOD_X, 2, 0), ValueError, "n_restarts"),
@@ -183,14 +194,22 @@ def test_em_config_fields(kwargs, name):
         (lambda: sw.fit(KEY, GOOD_X, 2, init=(1, 2)), TypeError, "init"),
         (lambda: sw.fit_restarts(KEY, GOOD_X, 2, 3, init=PARAMS), ValueError, r"init\.means"),
         (lambda: sw.polish_em(PARAMS, GOOD_X, -1), ValueError, "n_steps"),
-        (lambda: sw.sample(PARAMS, KEY, -1), ValueError, r"\bn must"),
+        (lambda: sw.sample(KEY, PARAMS, -1), ValueError, r"\bn must"),
         (lambda: sw.initialize(KEY, GOOD_X, 2, method="bogus"), ValueError, "method"),
-        (lambda: sw.sliced_wasserstein(PARAMS, GOOD_X, KEY, n_levels=0), ValueError, "n_levels"),
-        (lambda: sw.sliced_wasserstein(PARAMS, GOOD_X, KEY, quantile_iters=0), ValueError, "quantile_iters"),
-        (lambda: sw.from_moments(np.ones(3), np.zeros((2, 2)), np.stack([np.eye(2)] * 2)), ValueError, "weights"),
+        (lambda: sw.sliced_wasserstein(KEY, PARAMS, GOOD_X, n_levels=0), ValueError, "n_levels"),
+        (lambda: sw.sliced_wasserstein(KEY, PARAMS, GOOD_X, quantile_iters=0), ValueError, "quantile_iters"),
+        (
+            lambda: sw.from_moments(np.ones(3), np.zeros((2, 2)), np.stack([np.eye(2)] * 2)),
+            ValueError,
+            "weights",
+        ),
         (lambda: sw.from_moments(np.ones(2), np.zeros((2, 2)), np.eye(2)), ValueError, "covariances"),
         (lambda: sw.from_moments(np.ones(2), np.zeros(2), np.eye(2)), ValueError, "means"),
-        (lambda: sw.from_moments(np.ones(2), np.zeros((2, 2)), np.stack([np.eye(2)] * 2), reg_covar=-1.0), ValueError, "reg_covar"),
+        (
+            lambda: sw.from_moments(np.ones(2), np.zeros((2, 2)), np.stack([np.eye(2)] * 2), reg_covar=-1.0),
+            ValueError,
+            "reg_covar",
+        ),
     ],
 )
 def test_other_arguments(call, err, match):

@@ -1,0 +1,92 @@
+"""Picking the best of many restarts, by sliced distance or by likelihood."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from swgmm_jax._params import GMMParams, log_likelihood
+from swgmm_jax._sliced import check_loss_args, sliced_loss
+from swgmm_jax._transport1d import QUANTILE_ITERS
+from swgmm_jax._validation import check_data, check_dim, check_key
+
+__all__ = ["select_best"]
+
+CRITERIA = ("sw", "log_likelihood")
+
+
+@functools.partial(jax.jit, static_argnames=("n_projections", "p", "n_levels"))
+def _restart_sw(key, params, x, n_projections, p, n_levels):
+    def one(pr):
+        return sliced_loss(
+            key, pr, x, n_projections=n_projections, p=p, n_levels=n_levels, quantile_iters=QUANTILE_ITERS
+        )
+
+    return jax.vmap(one)(params)
+
+
+def select_best(
+    key: jax.Array | None,
+    result: Any,
+    x: jax.typing.ArrayLike,
+    criterion: str = "sw",
+    *,
+    n_projections: int = 256,
+    p: float = 2.0,
+    n_levels: int | None = None,
+) -> tuple[int, jax.Array, Any]:
+    """Pick the best restart of a batched result.
+
+    Args:
+      key: PRNG key of the evaluation directions for ``"sw"`` (the same
+        directions for every restart); may be ``None`` for ``"log_likelihood"``.
+      result: a batched :class:`swgmm_jax.FitResult` or :class:`swgmm_jax.EMResult`
+        from a ``*_restarts`` call (anything with a batched ``params`` field).
+      x: ``[n, d]`` data the criterion is evaluated on.
+      criterion: ``"sw"`` (smallest ``SW_p^p`` on ``n_projections`` directions
+        with ``n_levels`` levels per slice, ``None``: all data levels) or
+        ``"log_likelihood"`` (largest mean log-likelihood).
+      n_projections: directions of the ``"sw"`` criterion.
+      p: transport exponent of the ``"sw"`` criterion.
+      n_levels: levels per slice of the ``"sw"`` criterion.
+
+    Returns:
+      ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
+      (SW distances, or log-likelihoods) and the unbatched result.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> many = sw.fit_restarts(jax.random.key(1), x, 2, 3, sw.FitConfig(n_steps=20))
+      >>> i, scores, best = sw.select_best(jax.random.key(2), many, x, n_projections=32)
+      >>> scores.shape, best.params.means.shape
+      ((3,), (2, 2))
+    """
+    x = check_data(x, "x")
+    params = getattr(result, "params", None)
+    if not isinstance(params, GMMParams) or params.means.ndim != 3:
+        raise TypeError("result must be a batched result of a *_restarts call (params with a restart axis)")
+    check_dim(x, params.means.shape[-1])
+    if criterion == "sw":
+        if key is None:
+            raise ValueError("key is required for criterion='sw' (the evaluation directions)")
+        check_key(key)
+        check_loss_args(
+            n_projections=n_projections,
+            p=p,
+            n_levels=n_levels,
+            quantile_iters=QUANTILE_ITERS,
+            sort="auto",
+            mesh=None,
+        )
+        scores = _restart_sw(key, params, x, n_projections, float(p), n_levels)
+        idx = int(jnp.argmin(scores))
+    elif criterion == "log_likelihood":
+        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
+        idx = int(jnp.nanargmax(scores))
+    else:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    return idx, scores, jax.tree.map(lambda a: a[idx], result)

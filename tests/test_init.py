@@ -1,0 +1,146 @@
+"""Data statistics and random initialisations (``swgmm_jax._init``) against NumPy oracles."""
+
+import jax
+import numpy as np
+import pytest
+
+import swgmm_jax as sw
+
+CORNERS = np.array([[-10.0, -10.0], [10.0, -10.0], [-10.0, 10.0], [10.0, 10.0]])
+
+
+def _separated(seed=0, n_per=30):
+    """Four tight clusters far apart (float64): ``(x, labels)``."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(4), n_per)
+    return CORNERS[labels] + 0.5 * rng.normal(size=(4 * n_per, 2)), labels
+
+
+def _check_valid(params, k, d, floor):
+    w, m, c = (np.asarray(a, np.float64) for a in sw.to_moments(params))
+    assert w.shape == (k,) and m.shape == (k, d) and c.shape == (k, d, d)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(m)) and np.all(np.isfinite(c))
+    assert np.all(w > 0)
+    np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(c, np.swapaxes(c, -1, -2), atol=1e-6 * np.abs(c).max())
+    assert np.all(np.linalg.eigvalsh(c) >= floor * (1 - 1e-3))
+
+
+# ---------------------------------------------------------------- random_from_data
+@pytest.mark.usefixtures("x64")
+def test_random_from_data_matches_numpy(key):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)) @ np.array([[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, -0.3, 0.2]]) + 7.0
+    k, cov_scale, reg = 4, 0.2, 1e-3
+    params = sw.initialize(key, x, k, method="random_from_data", cov_scale=cov_scale, reg_covar=reg)
+    assert params.means.dtype == np.float64
+    w, m, c = (np.asarray(a) for a in sw.to_moments(params))
+    np.testing.assert_allclose(w, np.full(k, 1 / k), rtol=1e-12)
+    # Means at K distinct data points.
+    idx = [int(np.flatnonzero(np.all(x == mk, axis=1))[0]) for mk in m]
+    assert len(set(idx)) == k
+    # Covariances: cov_scale x the (biased) data covariance, plus the floor.
+    want = cov_scale * np.cov(x.T, bias=True) + reg * np.eye(3)
+    np.testing.assert_allclose(c, np.broadcast_to(want, (k, 3, 3)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(params.reg_covar, reg)
+
+
+def test_random_from_data_is_keyed(key):
+    x = np.random.default_rng(1).normal(size=(40, 2)).astype(np.float32)
+    a = sw.initialize(key, x, 3)
+    np.testing.assert_array_equal(a.means, sw.initialize(key, x, 3).means)
+    assert not np.array_equal(a.means, sw.initialize(jax.random.key(1), x, 3).means)
+    # vmap over keys gives one initialisation per restart, each equal to its own call.
+    keys = jax.random.split(key, 3)
+    batched = jax.vmap(sw.initialize, (0, None, None))(keys, x, 3)
+    assert batched.means.shape == (3, 3, 2)
+    np.testing.assert_allclose(batched.means[1], sw.initialize(keys[1], x, 3).means)
+
+
+# ---------------------------------------------------------------- kmeans++
+def test_kmeans_pp_valid_on_random_data(key):
+    x = np.random.default_rng(2).normal(size=(60, 3)).astype(np.float32)
+    params = sw.initialize(key, x, 5, method="kmeans++", reg_covar=1e-4)
+    _check_valid(params, 5, 3, 1e-4)
+
+
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_pp_one_component_per_separated_cluster(seed):
+    """On four far-apart clusters every seed lands in its own cluster, so the points nearest each
+    seed are exactly one cluster: the weights, means and covariances are those clusters' (NumPy)."""
+    x, labels = _separated(seed)
+    n, k, reg = x.shape[0], 4, 1e-3
+    params = sw.initialize(jax.random.key(seed), x, k, method="kmeans++", reg_covar=reg)
+    _check_valid(params, k, 2, reg)
+    w, m, c = (np.asarray(a) for a in sw.to_moments(params))
+    # Component j sits on cluster owner[j]; each cluster gets exactly one component.
+    owner = np.argmin(np.linalg.norm(m[:, None, :] - CORNERS[None], axis=-1), axis=1)
+    assert sorted(owner) == [0, 1, 2, 3]
+    for j, cl in enumerate(owner):
+        pts = x[labels == cl]
+        np.testing.assert_allclose(w[j], (len(pts) + 1) / (n + k), rtol=1e-12)
+        np.testing.assert_allclose(m[j], pts.mean(0), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(c[j], np.cov(pts.T, bias=True) + reg * np.eye(2), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["random_from_data", "kmeans++"])
+def test_initialize_degenerate_data(degenerate_x, method):
+    name, x = degenerate_x
+    params = sw.initialize(jax.random.key(0), x, 3, method=method, reg_covar=1e-6)
+    for leaf in jax.tree.leaves(params):
+        assert np.all(np.isfinite(np.asarray(leaf))), (name, method)
+    np.testing.assert_allclose(np.asarray(params.weights).sum(), 1.0, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- standardizer
+@pytest.mark.usefixtures("x64")
+def test_standardizer_matches_numpy():
+    x = np.random.default_rng(3).normal(size=(80, 3)) * np.array([0.01, 0.02, 0.005]) + 1000.0
+    c, s = sw.standardizer(x)
+    np.testing.assert_allclose(c, x.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(s, np.sqrt(np.mean((x - x.mean(0)) ** 2)), rtol=1e-10)
+    z = (x - np.asarray(c)) / float(s)
+    np.testing.assert_allclose(np.sqrt(np.mean(z**2)), 1.0, rtol=1e-10)
+
+
+def test_standardizer_float32_far_offset():
+    """The centre is taken around the first point, so float32 data at a large offset keeps its digits."""
+    x64 = np.random.default_rng(4).normal(size=(200, 2)) + 1e4
+    c, s = sw.standardizer(x64.astype(np.float32))
+    xr = x64.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(c, xr.mean(0), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(s, np.sqrt(np.mean((xr - xr.mean(0)) ** 2)), rtol=1e-3)
+
+
+def test_standardizer_identical_points_scale_one():
+    x = np.tile(np.array([[1.5, -2.0, 3.0]], np.float32), (10, 1))
+    c, s = sw.standardizer(x)
+    np.testing.assert_array_equal(c, x[0])
+    assert float(s) == 1.0
+
+
+# ---------------------------------------------------------------- argument checks
+X_GOOD = np.random.default_rng(5).normal(size=(20, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "kwargs,err,match",
+    [
+        (dict(n_components=0), ValueError, "n_components"),
+        (dict(n_components=2.0), TypeError, "n_components"),
+        (dict(n_components=21), ValueError, "n_components"),
+        (dict(method="bogus"), ValueError, "method"),
+        (dict(cov_scale=0.0), ValueError, "cov_scale"),
+        (dict(reg_covar=-1.0), ValueError, "reg_covar"),
+        (dict(x=np.where(np.arange(40).reshape(20, 2) == 3, np.nan, X_GOOD)), ValueError, r"\bx\b"),
+        (dict(x=X_GOOD[:, 0]), ValueError, r"\bx\b"),
+        (dict(key=0), TypeError, "key"),
+    ],
+)
+def test_initialize_errors_name_the_argument(kwargs, err, match):
+    args = dict(key=jax.random.key(0), x=X_GOOD, n_components=2)
+    args.update(kwargs)
+    key, x, k = args.pop("key"), args.pop("x"), args.pop("n_components")
+    with pytest.raises(err, match=match):
+        sw.initialize(key, x, k, **args)
