@@ -6,7 +6,9 @@ import pytest
 
 import swgmm_jax as sw
 
-CORNERS = np.array([[-10.0, -10.0], [10.0, -10.0], [-10.0, 10.0], [10.0, 10.0]])
+# Clusters of spread 0.5 at distance 200: a D^2 draw lands in an already seeded cluster with
+# probability ~1e-4 (at distance 20 it was ~1%, and one of three seeds did).
+CORNERS = np.array([[-100.0, -100.0], [100.0, -100.0], [-100.0, 100.0], [100.0, 100.0]])
 
 
 def _separated(seed=0, n_per=30):
