@@ -196,10 +196,10 @@ class RelocationConfig:
       learning_rate: initial learning rate of the refinement. Traced.
       temperature: pairs are drawn with probability
         ``softmax(similarity / temperature)``; ``0`` takes the most redundant. Traced.
-      n_projections, n_levels: the acceptance test's ``SW_p^p``: that many
-        directions, and ``n_levels`` stratified levels per slice (``None``: all
-        data levels), both fixed for the whole fit so that every round compares
-        on the same slices.
+      n_projections: directions of the acceptance test's ``SW_p^p``.
+      n_levels: stratified levels per slice of the acceptance test (``None``: all
+        data levels). Directions and levels are fixed for the whole fit, so that
+        every round compares on the same slices.
 
     Examples:
       >>> import swgmm_jax as sw

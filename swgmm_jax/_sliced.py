@@ -226,9 +226,22 @@ def check_loss_args(
     return resolved
 
 
-_sliced_loss_jit = jax.jit(
-    sliced_loss, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort", "mesh")
+@functools.partial(
+    jax.jit, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort", "mesh")
 )
+def _sliced_loss_jit(key, params, x, *, n_projections, p, n_levels, quantile_iters, sort, mesh):
+    # A def, not jax.jit(sliced_loss): the wrapper would carry sliced_loss's doctest a second time.
+    return sliced_loss(
+        key,
+        params,
+        x,
+        n_projections=n_projections,
+        p=p,
+        n_levels=n_levels,
+        quantile_iters=quantile_iters,
+        sort=sort,
+        mesh=mesh,
+    )
 
 
 def sliced_wasserstein(

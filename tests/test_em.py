@@ -136,15 +136,6 @@ def test_polish_em_increases_loglik_and_vmaps(key):
     )
 
 
-def test_select_best_log_likelihood_on_em_restarts(key):
-    res = sw.fit_em_restarts(key, X32, K, 4, sw.EMConfig(max_iter=3))
-    idx, scores, best = sw.select_best(None, res, X32, "log_likelihood")
-    expected = [float(sw.log_likelihood(jax.tree.map(lambda a: a[r], res.params), X32)) for r in range(4)]
-    np.testing.assert_allclose(scores, expected, rtol=1e-5)
-    assert idx == int(np.argmax(expected))
-    assert int(best.n_iter) == int(res.n_iter[idx])
-
-
 @pytest.mark.parametrize(
     "name",
     [

@@ -177,51 +177,6 @@ def test_degenerate_data_fit_without_nan(degenerate_x):
     assert float(res.params.reg_covar) > 0
 
 
-# ---------------------------------------------------------------- select_best
-def _batched_candidates():
-    """Restart 2 is the true model; the others are shifted or squashed versions."""
-    good = (np.full(K, 1 / K), TRUE_MEANS, TRUE_COVS)
-    cands = [
-        (good[0], TRUE_MEANS + 1.5, TRUE_COVS),
-        (good[0], TRUE_MEANS, 4.0 * TRUE_COVS),
-        good,
-        (np.array([0.8, 0.1, 0.1]), TRUE_MEANS[[0, 0, 1]], TRUE_COVS),
-    ]
-    params = [sw.from_moments(*c) for c in cands]
-    batched = jax.tree.map(lambda *a: jnp.stack(a), *params)
-    return sw.FitResult(batched, jnp.zeros((len(cands), 5))), cands
-
-
-def test_select_best_picks_argmin_sw_and_argmax_loglik(key):
-    result, cands = _batched_candidates()
-    idx, scores, best = sw.select_best(key, result, X, "sw", n_projections=64)
-    assert idx == 2 == int(np.argmin(scores))
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
-    for r in range(len(cands)):  # the scores are SW on the same directions
-        one = jax.tree.map(lambda a: a[r], result.params)
-        np.testing.assert_allclose(scores[r], sw.sliced_wasserstein(key, one, X, n_projections=64), rtol=1e-4)
-    idx, scores, best = sw.select_best(None, result, X, "log_likelihood")
-    expected = [
-        np.mean(
-            logsumexp(
-                np.stack(
-                    [np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in zip(*cand, strict=False)],
-                    1,
-                ),
-                axis=1,
-            )
-        )
-        for cand in cands
-    ]
-    np.testing.assert_allclose(scores, expected, rtol=1e-4)
-    assert idx == int(np.argmax(expected)) == 2
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
-    with pytest.raises(ValueError, match="key"):
-        sw.select_best(None, result, X, "sw")
-    with pytest.raises(ValueError, match="criterion"):
-        sw.select_best(key, result, X, "aic")
-
-
 # ---------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_recovers_separated_3d_mixture_from_random_init():

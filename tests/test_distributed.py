@@ -32,7 +32,7 @@ _WORKER = textwrap.dedent(
     sw.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]), local_device_count=2,
                               cpu_collectives="gloo", initialization_timeout=60)
     import jax, numpy as np
-    from tests_multihost_common import data, CFG, RCFG
+    from tests_distributed_common import data, CFG, RCFG
     x, params = data()
     mesh = sw.make_projection_mesh()
     out = {"process": jax.process_index(), "n_devices": jax.device_count(),
@@ -75,8 +75,8 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("multihost")
-    (tmp / "tests_multihost_common.py").write_text(_COMMON)
+    tmp = tmp_path_factory.mktemp("distributed")
+    (tmp / "tests_distributed_common.py").write_text(_COMMON)
     (tmp / "worker.py").write_text(_WORKER)
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)

@@ -1,0 +1,80 @@
+"""Picking the best restart (``swgmm_jax._select``): by sliced distance, by likelihood, and errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+import swgmm_jax as sw
+
+TRUE_MEANS = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+TRUE_COVS = np.stack([0.5 * np.eye(2), np.diag([0.8, 0.3]), 0.6 * np.eye(2)])
+X, _ = sw.datasets.gaussian_mixture_data(400, TRUE_MEANS, TRUE_COVS, seed=0)  # float32 [400, 2]
+K = 3
+
+
+def _batched_candidates():
+    """Restart 2 is the true model; the others are shifted or squashed versions."""
+    good = (np.full(K, 1 / K), TRUE_MEANS, TRUE_COVS)
+    cands = [
+        (good[0], TRUE_MEANS + 1.5, TRUE_COVS),
+        (good[0], TRUE_MEANS, 4.0 * TRUE_COVS),
+        good,
+        (np.array([0.8, 0.1, 0.1]), TRUE_MEANS[[0, 0, 1]], TRUE_COVS),
+    ]
+    params = [sw.from_moments(*c) for c in cands]
+    batched = jax.tree.map(lambda *a: jnp.stack(a), *params)
+    return sw.FitResult(batched, jnp.zeros((len(cands), 5))), cands
+
+
+def test_select_best_picks_argmin_sw_and_argmax_loglik(key):
+    result, cands = _batched_candidates()
+    idx, scores, best = sw.select_best(key, result, X, "sw", n_projections=64)
+    assert idx == 2 == int(np.argmin(scores))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
+    for r in range(len(cands)):  # the scores are SW on the same directions
+        one = jax.tree.map(lambda a: a[r], result.params)
+        np.testing.assert_allclose(scores[r], sw.sliced_wasserstein(key, one, X, n_projections=64), rtol=1e-4)
+    idx, scores, best = sw.select_best(None, result, X, "log_likelihood")
+    expected = [
+        np.mean(
+            logsumexp(
+                np.stack(
+                    [np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in zip(*cand, strict=False)],
+                    1,
+                ),
+                axis=1,
+            )
+        )
+        for cand in cands
+    ]
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)
+    assert idx == int(np.argmax(expected)) == 2
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), result, best)
+    with pytest.raises(ValueError, match="key"):
+        sw.select_best(None, result, X, "sw")
+    with pytest.raises(ValueError, match="criterion"):
+        sw.select_best(key, result, X, "aic")
+
+
+def test_select_best_log_likelihood_on_em_restarts(key):
+    res = sw.fit_em_restarts(key, X, K, 4, sw.EMConfig(max_iter=3))
+    idx, scores, best = sw.select_best(None, res, X, "log_likelihood")
+    expected = [float(sw.log_likelihood(jax.tree.map(lambda a: a[r], res.params), X)) for r in range(4)]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert idx == int(np.argmax(expected))
+    assert int(best.n_iter) == int(res.n_iter[idx])
+
+
+def test_select_best_rejects_unbatched_results(key):
+    result, _ = _batched_candidates()
+    one = jax.tree.map(lambda a: a[0], result)  # a single fit's result: no restart axis
+    for criterion in ("sw", "log_likelihood"):
+        with pytest.raises(TypeError, match="batched"):
+            sw.select_best(key, one, X, criterion)
+    with pytest.raises(TypeError, match="batched"):
+        sw.select_best(key, result.params, X)  # GMMParams has no .params field
+    with pytest.raises(ValueError, match="dimension"):
+        sw.select_best(key, result, np.ones((10, 3), np.float32))
