@@ -72,7 +72,7 @@ def em_step(x: jax.Array, moments: tuple[jax.Array, jax.Array, jax.Array], reg_c
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (200, 2))
       >>> moments = (jnp.ones(2) / 2, jnp.array([[-1.0, 0.0], [1.0, 0.0]]), jnp.stack([jnp.eye(2)] * 2))
-      >>> (w, m, c), ll = sw.em_step(x, moments, 1e-6)
+      >>> (w, m, c), ll = jax.jit(sw.em_step)(x, moments, 1e-6)
       >>> float(w.sum())
       1.0
     """

@@ -282,6 +282,23 @@ def check_params(
     return params
 
 
+# Jitted once per shape: called eagerly, the density functions ran op by op (an
+# eigendecomposition and a log-sum-exp each dispatched and compiled on its own).
+@jax.jit
+def _mean_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
+    return jnp.mean(logsumexp(component_log_prob(params, x), axis=1))
+
+
+@jax.jit
+def _responsibilities(params: GMMParams, x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(component_log_prob(params, x), axis=1)
+
+
+@jax.jit
+def _labels(params: GMMParams, x: jax.Array) -> jax.Array:
+    return jnp.argmax(component_log_prob(params, x), axis=1)
+
+
 def _check_dim(params: GMMParams, x) -> jax.Array:
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
@@ -306,7 +323,7 @@ def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       -2.0879
     """
     x = _check_dim(params, x)
-    return jnp.mean(logsumexp(component_log_prob(params, x), axis=1))
+    return _mean_log_likelihood(params, x)
 
 
 def predict_proba(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
@@ -328,7 +345,7 @@ def predict_proba(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       ([1.0, 1.0], [0.5, 0.5])
     """
     x = _check_dim(params, x)
-    return jax.nn.softmax(component_log_prob(params, x), axis=1)
+    return _responsibilities(params, x)
 
 
 def predict(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
@@ -349,7 +366,7 @@ def predict(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       [0, 0, 1]
     """
     x = _check_dim(params, x)
-    return jnp.argmax(component_log_prob(params, x), axis=1)
+    return _labels(params, x)
 
 
 def sample(key: jax.Array, params: GMMParams, n: int) -> jax.Array:

@@ -112,7 +112,7 @@ def merge_relocate(
       >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (100, 2)) + 5, jnp.zeros((1, 2))])
       >>> means = jnp.array([[5.0, 5.0], [5.1, 5.0]])
       >>> params = sw.from_moments(jnp.ones(2), means, jnp.stack([jnp.eye(2)] * 2))
-      >>> sw.merge_relocate(jax.random.key(1), params, x).means.shape
+      >>> jax.jit(sw.merge_relocate)(jax.random.key(1), params, x).means.shape
       (2, 2)
     """
     k_pair, k_point = jax.random.split(key)

@@ -120,7 +120,7 @@ def slice_costs(
       >>> params = sw.from_moments(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
       >>> x = sw.sample(jax.random.key(0), params, 500)
       >>> theta = sw.random_directions(jax.random.key(1), 4, 2)
-      >>> sw.slice_costs(params, x, theta, None).shape
+      >>> jax.jit(sw.slice_costs)(params, x, theta, None).shape
       (4,)
     """
     dtype = jnp.result_type(x, params.means)
@@ -195,8 +195,9 @@ def sliced_loss(
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> params = sw.from_moments(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
       >>> x = sw.sample(jax.random.key(0), params, 500)
-      >>> loss, grads = jax.value_and_grad(sw.sliced_loss, argnums=1)(
-      ...     jax.random.key(1), params, x, n_projections=8, n_levels=32)
+      >>> loss_fn = jax.jit(jax.value_and_grad(
+      ...     lambda p: sw.sliced_loss(jax.random.key(1), p, x, n_projections=8, n_levels=32)))
+      >>> loss, grads = loss_fn(params)
       >>> grads.means.shape
       (1, 2)
     """
@@ -226,22 +227,10 @@ def check_loss_args(
     return resolved
 
 
-@functools.partial(
-    jax.jit, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort", "mesh")
+_sliced_loss_jit = jax.jit(
+    sliced_loss, static_argnames=("n_projections", "p", "n_levels", "quantile_iters", "sort", "mesh")
 )
-def _sliced_loss_jit(key, params, x, *, n_projections, p, n_levels, quantile_iters, sort, mesh):
-    # A def, not jax.jit(sliced_loss): the wrapper would carry sliced_loss's doctest a second time.
-    return sliced_loss(
-        key,
-        params,
-        x,
-        n_projections=n_projections,
-        p=p,
-        n_levels=n_levels,
-        quantile_iters=quantile_iters,
-        sort=sort,
-        mesh=mesh,
-    )
+_sliced_loss_jit.__doc__ = None  # the wrapper would carry sliced_loss's doctest a second time
 
 
 def sliced_wasserstein(

@@ -79,6 +79,13 @@ def _norm_lw(log_weights):
     return _comp(jax.nn.log_softmax(log_weights, axis=-1))
 
 
+def _tail_mass(sign, t, log_weights, means, scales):
+    """``sum_k w_k Phi(sign (t - m_k) / s_k)``: the CDF (``sign = 1``) or the survival function (``-1``)."""
+    t, log_weights, means, scales = _align(t, log_weights, means, scales)
+    u = _standardised(t, means, scales)
+    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(sign * u), axis=-2))
+
+
 def mixture_cdf(t, log_weights, means, scales):
     """``[..., M]`` mixture CDF ``F(t) = sum_k w_k Phi((t - m_k) / s_k)``.
 
@@ -97,9 +104,7 @@ def mixture_cdf(t, log_weights, means, scales):
       >>> float(sw.mixture_cdf(jnp.array([0.0]), lw, m, s)[0])
       0.5
     """
-    t, log_weights, means, scales = _align(t, log_weights, means, scales)
-    u = _standardised(t, means, scales)
-    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(u), axis=-2))
+    return _tail_mass(1.0, t, log_weights, means, scales)
 
 
 def mixture_sf(t, log_weights, means, scales):
@@ -120,9 +125,7 @@ def mixture_sf(t, log_weights, means, scales):
       >>> float(sw.mixture_sf(jnp.array([10.0]), lw, m, s)[0]) > 0
       True
     """
-    t, log_weights, means, scales = _align(t, log_weights, means, scales)
-    u = _standardised(t, means, scales)
-    return jnp.exp(logsumexp(_norm_lw(log_weights) + log_ndtr(-u), axis=-2))
+    return _tail_mass(-1.0, t, log_weights, means, scales)
 
 
 def mixture_logpdf(t, log_weights, means, scales):
@@ -374,7 +377,7 @@ def transport_cost(
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> z, zc = sw.midpoint_levels(100, jnp.float32)
       >>> y = jax.scipy.special.ndtri(z) + 1.0  # sorted data
-      >>> cost = sw.transport_cost(y, jnp.zeros(1), jnp.zeros(1), jnp.ones(1), (z, zc))
+      >>> cost = jax.jit(sw.transport_cost)(y, jnp.zeros(1), jnp.zeros(1), jnp.ones(1), (z, zc))
       >>> round(float(cost), 4)
       1.0
     """
