@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import jax
 
+from swgmm_jax._sliced import SORT_METHODS
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_choice, check_positive_int, check_real
 
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 INIT_METHODS = ("random_from_data", "kmeans++")
-SORT_METHODS = ("auto", "xla", "host")
 _SCHEDULES = ("constant", "cosine")
 
 

@@ -31,9 +31,19 @@ from swgmm_jax._mesh import check_mesh_sort, pad_rows, padded_size, resolve_mesh
 from swgmm_jax._params import GMMParams, check_params
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._transport1d import QUANTILE_ITERS, midpoint_levels, stratified_levels, transport_cost
-from swgmm_jax._validation import check_data, check_dim, check_key, check_positive_int, check_real
+from swgmm_jax._validation import (
+    check_choice,
+    check_data,
+    check_dim,
+    check_key,
+    check_positive_int,
+    check_real,
+)
 
 __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
+
+
+SORT_METHODS = ("auto", "xla", "host")
 
 
 def _host_argsort(a):
@@ -76,7 +86,7 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
     if method == "xla":
         return jnp.sort(y, axis=-1)
     if method != "host":
-        raise ValueError(f"sort must be 'auto', 'xla' or 'host', got {method!r}")
+        check_choice(method, "sort", SORT_METHODS)
     # Under a shard_map with several devices, a callback would deadlock: sharded
     # callers pass "xla" (see swgmm_jax._mesh).
     shape = jax.ShapeDtypeStruct(y.shape, jnp.int32)
@@ -220,8 +230,7 @@ def check_loss_args(
     if n_levels is not None:
         check_positive_int(n_levels, "n_levels")
     check_positive_int(quantile_iters, "quantile_iters")
-    if sort not in ("auto", "xla", "host"):
-        raise ValueError(f"sort must be 'auto', 'xla' or 'host', got {sort!r}")
+    check_choice(sort, "sort", SORT_METHODS)
     resolved = resolve_mesh(mesh)
     check_mesh_sort(resolved, sort)
     return resolved
