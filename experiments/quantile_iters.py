@@ -22,7 +22,7 @@ import swgmm_jax as sw
 from experiments import _common
 
 SCALES = {"quick": {"n_mixtures": 60, "n_levels": 64}, "smoke": {"n_mixtures": 6, "n_levels": 8}}
-ITERATIONS = (4, 6, 8, 10, 12, 16, 24, 32)
+ITERATIONS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
 
 
 def mixtures(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

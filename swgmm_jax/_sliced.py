@@ -46,10 +46,44 @@ __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
 SORT_METHODS = ("auto", "xla", "host")
 
 
-def _host_argsort(a):
+# The host callbacks exchange the values as uint32 words: with x64 switched on
+# only in the caller's thread (``jax.enable_x64`` is thread-local), float64
+# operands and results are cast to float32 on the callback's thread.
+def _to_words(y: jax.Array) -> jax.Array:
+    bits = jax.lax.bitcast_convert_type(y, jnp.uint32)  # [..., n] or [..., n, 2]
+    return bits.reshape(*y.shape[:-1], -1)
+
+
+def _host_argsort(words, dtype):
     # np.asarray first: handed a jax Array, np.argsort would try jax's own
     # argsort (a spurious trace) before falling back to NumPy.
-    return np.argsort(np.asarray(a), axis=-1, kind="stable").astype(np.int32)
+    return np.argsort(np.asarray(words).view(dtype), axis=-1).astype(np.int32)
+
+
+def _host_sorted(words, dtype):
+    return np.sort(np.asarray(words).view(dtype), axis=-1).view(np.uint32)
+
+
+@jax.custom_jvp
+def _host_sort(y: jax.Array) -> jax.Array:
+    # Values only: NumPy's sort of 1,600 rows x 850 took 4.5 ms here, its
+    # argsort 23 ms (89 ms stable). The fits never differentiate the data side,
+    # so the permutation is only computed when a tangent reaches ``y``.
+    words = _to_words(y)
+    out = jax.ShapeDtypeStruct(words.shape, jnp.uint32)
+    sort = functools.partial(_host_sorted, dtype=np.dtype(y.dtype))
+    bits = jax.pure_callback(sort, out, words, vmap_method="expand_dims")
+    return jax.lax.bitcast_convert_type(bits.reshape(*y.shape, -1), y.dtype).reshape(y.shape)
+
+
+@_host_sort.defjvp
+def _host_sort_jvp(primals, tangents):
+    (y,), (dy,) = primals, tangents
+    argsort = functools.partial(_host_argsort, dtype=np.dtype(y.dtype))
+    order = jax.pure_callback(
+        argsort, jax.ShapeDtypeStruct(y.shape, jnp.int32), _to_words(y), vmap_method="expand_dims"
+    )
+    return jnp.take_along_axis(y, order, axis=-1), jnp.take_along_axis(dy, order, axis=-1)
 
 
 def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
@@ -58,8 +92,9 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
     ``method="host"`` sorts with NumPy through ``jax.pure_callback``: XLA's CPU
     sort is 10-50x slower than NumPy's on this workload (60,000 x 256 values:
     5.0 s vs 0.30 s). ``"auto"`` picks it on the CPU backend only: on GPU/TPU it
-    would copy every slice to the host. The order is computed on the host and
-    applied with a gather, so gradients with respect to ``y`` still flow.
+    would copy every slice to the host. NumPy sorts the values; where a
+    gradient with respect to ``y`` is asked for, the order is computed on the
+    host too and applied with a gather, so gradients still flow.
     Never use ``"host"`` inside ``shard_map`` over several devices (a host
     callback there deadlocked the collective).
 
@@ -89,9 +124,7 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
         check_choice(method, "sort", SORT_METHODS)
     # Under a shard_map with several devices, a callback would deadlock: sharded
     # callers pass "xla" (see swgmm_jax._mesh).
-    shape = jax.ShapeDtypeStruct(y.shape, jnp.int32)
-    order = jax.pure_callback(_host_argsort, shape, jax.lax.stop_gradient(y), vmap_method="expand_dims")
-    return jnp.take_along_axis(y, order, axis=-1)
+    return _host_sort(y)
 
 
 Levels = tuple[jax.Array, jax.Array]
