@@ -161,7 +161,7 @@ _TABLE_OFFSETS = (-4.0, -2.0, 0.0, 2.0, 4.0)
 
 
 def _table(log_w, means, scales):
-    """The mixture at ``K G`` points per slice, sorted: ``t``, ``F(t)``, ``S(t)``, ``f(t)``, each ``[..., K G]``.
+    """Mixture at ``K G`` sorted points per slice: ``t``, ``F(t)``, ``S(t)``, ``f(t)``, each ``[..., KG]``.
 
     One ``erfc`` and one ``exp`` per (point, component), ``O(K^2 G)`` per slice
     (the levels then need only a few Newton steps each). Each component term's
