@@ -106,10 +106,14 @@ def test_constraints_hold_for_arbitrary_leaves(dtype, reg):
     np.testing.assert_array_equal(cov, np.swapaxes(cov, -1, -2))
     lam = np.linalg.eigvalsh(cov)
     scale = np.max(np.abs(lam), axis=-1, keepdims=True)
-    assert np.all(lam >= reg - 16 * np.finfo(dtype).eps * scale), lam.min(axis=-1)
-    # Independent oracle: numpy's tril(L) tril(L)^T + reg I.
-    lt = np.tril(tril)
-    expected = lt @ np.swapaxes(lt, -1, -2) + reg * np.eye(d)
+    # The floor holds for the matrix as stored (up to float64's own eigvalsh rounding), float32 too.
+    floor = float(np.asarray(reg, dtype))  # the floor as stored
+    assert np.all(lam >= floor - 4 * np.finfo(np.float64).eps * scale), lam.min(axis=-1)
+    # Independent oracle: numpy's tril(L) tril(L)^T + (reg + r) I, r = (d + 1) eps (|L|_F^2 + reg)
+    # the rounding bound of L L^T + reg I that to_moments adds to the floor.
+    lt = np.tril(np.asarray(tril, dtype).astype(np.float64))
+    r = (d + 1) * np.finfo(dtype).eps * (np.sum(lt * lt, axis=(-2, -1)) + reg)
+    expected = lt @ np.swapaxes(lt, -1, -2) + (reg + r)[:, None, None] * np.eye(d)
     np.testing.assert_allclose(cov, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-12)
     # Component 0 (L = 0) is exactly the floor.
     np.testing.assert_allclose(cov[0], reg * np.eye(d), rtol=1e-6)
