@@ -13,7 +13,8 @@ Dtype rule for data and parameters: computations run in float32 or float64.
 Half-precision floats (float16, bfloat16) are cast to float32 (the
 eigendecompositions, Cholesky factors and ``ndtri`` have no half-precision
 kernels), integers and bools to the default float type, and non-native byte
-orders (``>f4`` on a little-endian host) to the native one.
+orders (``>f4`` on a little-endian host) to the native one; float64 is float32
+unless x64 is enabled (values beyond float32's range then count as non-finite).
 """
 
 from __future__ import annotations
@@ -48,13 +49,18 @@ def _is_traced(value: Any) -> bool:
 
 
 def working_dtype(dtype: Any) -> np.dtype:
-    """The dtype computations run in for values of ``dtype`` (see the module's dtype rule)."""
+    """The dtype computations run in for values of ``dtype`` (see the module's dtype rule).
+
+    Canonical for JAX: float64 becomes float32 unless x64 is enabled, so that the
+    finiteness checks see the values as they will be computed with (1e300 in a
+    float64 array is inf in float32).
+    """
     dtype = np.dtype(dtype)
     if dtype in _HALF:
-        return np.dtype(np.float32)
-    if not jnp.issubdtype(dtype, jnp.inexact):
-        return np.dtype(jnp.result_type(float))
-    return dtype.newbyteorder("=")
+        dtype = np.dtype(np.float32)
+    elif not jnp.issubdtype(dtype, jnp.inexact):
+        dtype = np.dtype(jnp.result_type(float))
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype.newbyteorder("=")))
 
 
 def check_finite(value: Any, name: str) -> None:
@@ -89,7 +95,10 @@ def as_real_array(value: Any, name: str) -> Any:
             raise TypeError(f"{name} must be an array of real numbers: {err}") from None
         check_real_dtype(arr.dtype, name)
     dtype = working_dtype(arr.dtype)
-    return arr if arr.dtype == dtype else arr.astype(dtype)
+    if arr.dtype == dtype:
+        return arr
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which check_finite reports
+        return arr.astype(dtype)
 
 
 def check_data(x: Any, name: str = "x", min_points: int = 1) -> jax.Array:
