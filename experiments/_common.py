@@ -10,8 +10,14 @@ Scripts are run from the repository root as modules, ``python -m experiments.NAM
 * Metadata: :func:`run_info` (scale, argv, date, git commit, JAX version, backend and
   devices); :meth:`RunInfo.finish` adds the wall time.
 * Writes: :func:`atomic_write_json`, :func:`atomic_savefig`, :func:`atomic_write_bytes`
-  (a temporary file in the same folder, then ``os.replace``: an interrupted run never
-  leaves half a file).
+  (a temporary file in the same folder, then ``os.replace``: an interrupted run, by an
+  exception, Ctrl-C or SIGTERM, never leaves half a file nor a stray temporary one).
+  Files get the permissions of the umask, as ``open`` would give them.
+* Reads: :func:`load_results` (for ``--resume`` and for merging into an existing file)
+  refuses a corrupt or non-object JSON file unless ``force``, and never overwrites one
+  silently.
+* Optional dependencies: :func:`require` at the start of a script, so that a missing
+  matplotlib (say) is reported before the compute rather than after it.
 
 JAX is imported only by the functions that need it, so that ``report`` and ``run_all``
 do not load it.
@@ -20,13 +26,17 @@ do not load it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import io
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -154,21 +164,67 @@ def run_info(scale: str, *, backend: bool = True) -> RunInfo:
 # --------------------------------------------------------------------------- atomic writes
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during an atomic write (re-delivered once the temporary file is gone)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Inside the block, SIGTERM raises :class:`_Terminated`, so that ``except`` clauses clean up;
+    after it the default handler is back, and a SIGTERM that arrived terminates the process.
+
+    Only where SIGTERM has its default action (which kills the process without running any
+    cleanup): a handler installed by the caller is left in charge, as is an ignored SIGTERM.
+    """
+    main = threading.current_thread() is threading.main_thread()  # handlers: main thread only
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if received:
+            signal.raise_signal(signal.SIGTERM)  # the default action: terminate
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    The file gets mode ``0o666 & ~umask`` (``mkstemp`` alone would give ``0o600``). On any
+    interruption, SIGTERM included, the temporary file is removed and ``path`` is untouched.
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _sigterm_raises():
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def atomic_write_json(path, obj) -> None:
@@ -190,6 +246,53 @@ def load_json(path, default=None):
         return default
     with open(path) as f:
         return json.load(f)
+
+
+def load_results(path, *, force: bool = False) -> dict | None:
+    """The results object (a JSON object) at ``path``; ``None`` when there is no such file.
+
+    A file that is not valid JSON, or whose top level is not an object, is not
+    silently overwritten: this exits with a message naming it, unless ``force``
+    (``--force``), when it is reported and ``None`` is returned (the caller then
+    writes a fresh file over it).
+    """
+    path = pathlib.Path(path)
+    try:
+        obj = load_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        problem = f"is not valid JSON ({err})"
+    else:
+        if obj is None or isinstance(obj, dict):
+            return obj
+        problem = f"holds a JSON {type(obj).__name__}, not an object"
+    if not force:
+        raise SystemExit(
+            f"{path} {problem}: it may be a corrupt results file (an interrupted or foreign write). "
+            "It was left as it is; move it away, or pass --force to overwrite it."
+        )
+    print(f"warning: {path} {problem}; --force: overwriting it", file=sys.stderr, flush=True)
+    return None
+
+
+# Import name -> pip package, for the messages of `require`.
+_PACKAGES = {
+    "matplotlib": "matplotlib",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",
+    "tqdm": "tqdm",
+    "ot": "pot",
+}
+
+
+def require(*modules: str, why: str = "") -> None:
+    """Exit with a clear message, before any compute, unless every module in ``modules`` is importable."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        names = " ".join(_PACKAGES.get(m, m) for m in missing)
+        raise SystemExit(
+            f"missing optional dependencies: {', '.join(missing)}{f' ({why})' if why else ''}. "
+            f'Install them with `pip install {names}` or `pip install -e ".[experiments]"`.'
+        )
 
 
 def _jsonable(o):

@@ -601,6 +601,11 @@ def parse_args(argv=None):
     )
     p.add_argument("--resume", action="store_true", help="skip the seeds already in the results JSON")
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume, overwrite a corrupt results JSON instead of stopping",
+    )
+    p.add_argument(
         "--out", default=None, help="results JSON (default results/embedding_<data>[_<scale>].json)"
     )
     p.add_argument(
@@ -633,6 +638,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    # Checked before any compute: the figure comes last, the progress bar first.
+    _common.require("matplotlib", "sklearn", *(() if args.no_progress else ("tqdm",)), why="embedding_gmm")
     t_start = time.perf_counter()
     info = _common.run_info(args.scale)
     s = _common.scale_settings(SCALES, args.scale)
@@ -688,7 +695,7 @@ def main(argv=None) -> dict:
     }
     settings = json.loads(json.dumps(settings))  # normalise tuples etc. for the resume comparison
 
-    result = _common.load_json(out) if args.resume else None
+    result = _common.load_results(out, force=args.force) if args.resume else None
     if result is not None and result.get("settings") != settings:
         diff = sorted(
             k

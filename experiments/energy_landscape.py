@@ -469,6 +469,8 @@ def main(argv=None) -> dict:
     p.add_argument("--no-midpoint-check", action="store_true", help="skip the transport_cost cross-check")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
+    if not args.no_plot:  # before any compute: the figure is drawn last
+        _common.require("matplotlib", why="energy_landscape's figure; or pass --no-plot")
 
     kw = _common.scale_settings(SCALES, args.scale)
     if args.grid is not None:

@@ -102,7 +102,15 @@ def main(argv=None):
     ap.add_argument("--full-max", type=int, default=300_000, help="also fit on all points when n <= this")
     ap.add_argument("--data-dir", default=tempfile.gettempdir())
     ap.add_argument("--out", default=None, help="results JSON (default results/large_data[_smoke].json)")
+    ap.add_argument(
+        "--force", action="store_true", help="overwrite a corrupt results JSON instead of stopping"
+    )
     args = ap.parse_args(argv)
+    # One file for the quick and large scales (an entry per n, to compare across n); smoke runs apart.
+    json_path = args.out or _common.result_path(
+        "large_data", scale="smoke" if args.scale == "smoke" else None
+    )
+    _common.load_results(json_path, force=args.force)  # a corrupt file stops the run before the compute
     s = _common.scale_settings(SCALES, args.scale)
     for name in ("n", "d", "k", "batch", "steps", "chunk", "projections", "levels"):
         if getattr(args, name) is None:
@@ -205,11 +213,7 @@ def main(argv=None):
     path.unlink()
 
     info.finish()
-    # One file for the quick and large scales (an entry per n, to compare across n); smoke runs apart.
-    json_path = args.out or _common.result_path(
-        "large_data", scale="smoke" if args.scale == "smoke" else None
-    )
-    results = _common.load_json(json_path, default={})
+    results = _common.load_results(json_path, force=args.force) or {}
     results[str(args.n)] = out
     _common.atomic_write_json(json_path, results)
     print(f"wrote {json_path}")

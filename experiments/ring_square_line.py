@@ -330,6 +330,8 @@ def main(argv=None):
     ap.add_argument("--out", default=str(_common.RESULTS), help="output folder")
     ap.add_argument("--no-sklearn", action="store_true")
     args = ap.parse_args(argv)
+    # Checked before any compute (the figure is drawn last).
+    _common.require("matplotlib", *(() if args.no_sklearn else ("sklearn",)), why="ring_square_line")
     scale = _common.scale_settings(SCALES, args.scale)
     n_restarts = args.restarts or scale["n_restarts"]
     info = _common.run_info(args.scale)

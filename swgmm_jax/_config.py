@@ -27,14 +27,16 @@ it back the same way (``config.learning_rate``).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jax
+import numpy as np
 
 from swgmm_jax._sliced import SORT_METHODS
 from swgmm_jax._transport1d import QUANTILE_ITERS
-from swgmm_jax._validation import check_choice, check_positive_int, check_real
+from swgmm_jax._validation import check_bool, check_choice, check_positive_int, check_real
 
 __all__ = [
     "SlicingConfig",
@@ -101,7 +103,7 @@ class SlicingConfig:
 
     def __post_init__(self) -> None:
         check_positive_int(self.n_projections, "n_projections")
-        if isinstance(self.p, (bool, str)) or not isinstance(self.p, (int, float)):
+        if isinstance(self.p, (bool, np.bool_)) or not isinstance(self.p, numbers.Real):
             raise TypeError(f"p must be a real number >= 1 (static), got {self.p!r}")
         check_real(self.p, "p", low=1.0)
         object.__setattr__(self, "p", float(self.p))
@@ -152,6 +154,7 @@ class OptimizerConfig:
         check_real(self.rmsprop_decay, "rmsprop_decay", low=0.0, high=1.0, high_open=True)
         if self.momentum is not None:
             check_real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        object.__setattr__(self, "centered", check_bool(self.centered, "centered"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,14 +334,11 @@ class FitConfig:
                 raise TypeError(f"{name} must be a {cls.__name__}, got {type(subs[name]).__name__}")
         check_positive_int(n_steps, "n_steps")
         check_real(reg_covar, "reg_covar", low=0.0, low_open=True)
-        for flag, name in ((learn_weights, "learn_weights"), (standardize, "standardize")):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
         setattr_ = object.__setattr__
         setattr_(self, "n_steps", int(n_steps))
         setattr_(self, "reg_covar", reg_covar)
-        setattr_(self, "learn_weights", learn_weights)
-        setattr_(self, "standardize", standardize)
+        setattr_(self, "learn_weights", check_bool(learn_weights, "learn_weights"))
+        setattr_(self, "standardize", check_bool(standardize, "standardize"))
         for name, sub_config in subs.items():
             setattr_(self, name, sub_config)
 

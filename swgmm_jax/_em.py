@@ -17,7 +17,14 @@ from jax.scipy.special import logsumexp
 
 from swgmm_jax._config import EMConfig, check_config
 from swgmm_jax._init import centre, check_fit_args, init_params
-from swgmm_jax._params import GMMParams, log_prob_from_moments, moments_to_params, rescale_params, to_moments
+from swgmm_jax._params import (
+    GMMParams,
+    check_params,
+    log_prob_from_moments,
+    moments_to_params,
+    rescale_params,
+    to_moments,
+)
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._validation import check_data, check_dim, check_positive_int
 
@@ -272,8 +279,7 @@ def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMPa
       (2, 2)
     """
     check_positive_int(n_steps, "n_steps", minimum=0)
-    if not isinstance(params, GMMParams):
-        raise TypeError(f"params must be GMMParams, got {type(params).__name__}")
+    params = check_params(params)
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
     return _polish(params, x.astype(params.means.dtype), n_steps)

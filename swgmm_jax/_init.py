@@ -143,6 +143,6 @@ def check_fit_args(
     if x.shape[0] < k:
         raise ValueError(f"x has {x.shape[0]} points, fewer than n_components={k}")
     if init is not None:
-        check_params(init, "init", n_components=k, dim=x.shape[1], batch_dims=batch_dims)
+        init = check_params(init, "init", n_components=k, dim=x.shape[1], batch_dims=batch_dims)
         init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init)
     return x, k, init

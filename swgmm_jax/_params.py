@@ -11,7 +11,12 @@ gradient step on its leaves yields a valid mixture:
 The covariances are ``Sigma_k = L_k L_k^T + reg_covar * I``: symmetric positive
 definite with smallest eigenvalue >= ``reg_covar`` whatever ``L_k`` is (an
 additive floor: a floor on the Cholesky diagonal alone does not bound the
-smallest eigenvalue).
+smallest eigenvalue). Formed as a matrix (:func:`to_moments`), ``L L^T + reg I``
+is rounded by up to about ``(d + 1) eps (|L|_F^2 + reg)``, which in float32 exceeds any
+small floor once ``|L|`` is large (a component stretched to a far outlier:
+eigenvalues of -1e4 were seen); :func:`to_moments` therefore adds that
+rounding bound to the floor, so that the matrix it returns keeps every
+eigenvalue >= ``reg_covar`` in the dtype it is stored in.
 """
 
 from __future__ import annotations
@@ -20,9 +25,18 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
-from swgmm_jax._validation import check_data, check_dim, check_key, check_positive_int
+from swgmm_jax._validation import (
+    as_real_array,
+    check_data,
+    check_dim,
+    check_finite,
+    check_key,
+    check_positive_int,
+    check_real,
+)
 
 __all__ = [
     "GMMParams",
@@ -121,11 +135,16 @@ def from_moments(
     """Build :class:`GMMParams` from weights, means and covariances.
 
     Args:
-      weights: ``[K]`` non-negative weights (renormalised to sum to 1).
+      weights: ``[K]`` non-negative weights, not all zero (renormalised to sum to 1).
       means: ``[K, d]``.
-      covariances: ``[K, d, d]`` symmetric matrices whose smallest eigenvalue is
-        at least ``reg_covar``; smaller eigenvalues are raised to the floor.
-      reg_covar: the covariance floor the parameters keep.
+      covariances: ``[K, d, d]`` symmetric matrices (to within ``sqrt(eps)`` of
+        their largest entry) whose smallest eigenvalue is at least
+        ``reg_covar``; smaller eigenvalues are raised to the floor.
+      reg_covar: the covariance floor the parameters keep, >= 0.
+
+    Raises ValueError/TypeError naming the argument for wrong shapes, non-real
+    dtypes and (on concrete inputs) NaN/inf, negative or all-zero weights and
+    non-symmetric covariances. Half-precision inputs are computed in float32.
 
     Returns:
       ``GMMParams`` with ``to_moments(from_moments(w, m, C)) == (w, m, C)`` to
@@ -139,21 +158,36 @@ def from_moments(
       >>> w2.round(6).tolist(), bool(jnp.allclose(m2, m)), bool(jnp.allclose(c2, c, atol=1e-5))
       ([0.25, 0.75], True, True)
     """
-    means = jnp.asarray(means)
-    dtype = jnp.result_type(means, float)
-    weights = jnp.asarray(weights, dtype)
-    means = means.astype(dtype)
-    covariances = jnp.asarray(covariances, dtype)
-    if means.ndim != 2:
-        raise ValueError(f"means must have shape [K, d], got {means.shape}")
-    k, d = means.shape
-    if weights.shape != (k,):
-        raise ValueError(f"weights must have shape [{k}], got {weights.shape}")
-    if covariances.shape != (k, d, d):
-        raise ValueError(f"covariances must have shape [{k}, {d}, {d}], got {covariances.shape}")
-    if not reg_covar >= 0:
-        raise ValueError(f"reg_covar must be >= 0, got {reg_covar}")
-    return moments_to_params(weights, means, covariances, jnp.asarray(reg_covar, dtype))
+    w: Any = as_real_array(weights, "weights")
+    m: Any = as_real_array(means, "means")
+    c: Any = as_real_array(covariances, "covariances")
+    if m.ndim != 2:
+        raise ValueError(f"means must have shape [K, d], got {m.shape}")
+    k, d = m.shape
+    if w.shape != (k,):
+        raise ValueError(f"weights must have shape [{k}], got {w.shape}")
+    if c.shape != (k, d, d):
+        raise ValueError(f"covariances must have shape [{k}, {d}, {d}], got {c.shape}")
+    check_real(reg_covar, "reg_covar", low=0.0)
+    for value, name in ((w, "weights"), (m, "means"), (c, "covariances")):
+        check_finite(value, name)
+    if isinstance(w, np.ndarray):
+        if np.any(w < 0):
+            raise ValueError(f"weights must be >= 0, got {w.tolist()}")
+        if not np.any(w > 0):
+            raise ValueError("weights must not all be zero")
+    if isinstance(c, np.ndarray):
+        c64 = c.astype(np.float64)
+        asym = np.max(np.abs(c64 - np.swapaxes(c64, -1, -2)), axis=(-2, -1))
+        tol = np.sqrt(np.finfo(c.dtype).eps) * np.max(np.abs(c64), axis=(-2, -1))
+        if np.any(asym > tol):
+            bad = int(np.argmax(asym > tol))
+            raise ValueError(f"covariances must be symmetric: covariances[{bad}] differs from its transpose")
+    m = jnp.asarray(m)
+    dtype = jnp.result_type(m, float)
+    return moments_to_params(
+        jnp.asarray(w, dtype), m.astype(dtype), jnp.asarray(c, dtype), jnp.asarray(reg_covar, dtype)
+    )
 
 
 @jax.jit
@@ -172,7 +206,12 @@ def moments_to_params(weights, means, covariances, reg_covar) -> GMMParams:
 def to_moments(params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Return ``(weights[K], means[K, d], covariances[K, d, d])``.
 
-    The covariances are ``L_k L_k^T + reg_covar * I`` (leading batch axes are kept).
+    The covariances are ``L_k L_k^T + (reg_covar + r_k) I`` (leading batch axes
+    are kept), where ``r_k = (d + 1) eps (|L_k|_F^2 + reg_covar)`` bounds the
+    rounding error of forming ``L_k L_k^T + reg_covar I`` in the parameters'
+    dtype: the returned matrices have smallest eigenvalue >= ``reg_covar`` as
+    stored, also in float32 for components whose scale dwarfs the floor
+    (``r_k`` is a few ulps of the largest entry, so it changes nothing else).
 
     Args:
       params: ``GMMParams``, possibly batched.
@@ -185,14 +224,16 @@ def to_moments(params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
       >>> L = jnp.stack([2.0 * jnp.eye(2), jnp.array([[1.0, 0.0], [1.0, 1.0]])])
       >>> params = sw.GMMParams(jnp.zeros(2), jnp.zeros((2, 2)), L, jnp.asarray(0.5))
       >>> w, m, c = sw.to_moments(params)
-      >>> w.tolist(), c.tolist()  # L L^T + 0.5 I
+      >>> w.tolist(), c.round(4).tolist()  # L L^T + 0.5 I, to float32 rounding
       ([0.5, 0.5], [[[4.5, 0.0], [0.0, 4.5]], [[1.5, 1.0], [1.0, 2.5]]])
     """
     tril = _tril(params.scale_tril)
     d = params.means.shape[-1]
     reg = jnp.asarray(params.reg_covar)[..., None, None, None]
     eye = jnp.eye(d, dtype=tril.dtype).reshape((1,) * (reg.ndim - 2) + (d, d))
-    cov = tril @ jnp.swapaxes(tril, -1, -2) + reg * eye
+    # The rounding bound of forming L L^T + reg I in this dtype (see the module docstring).
+    rounding = (d + 1) * jnp.finfo(tril.dtype).eps * (jnp.sum(tril * tril, axis=(-2, -1)) + reg[..., 0, 0])
+    cov = tril @ jnp.swapaxes(tril, -1, -2) + (reg + rounding[..., None, None]) * eye
     return params.weights, params.means, cov
 
 
@@ -262,24 +303,55 @@ def check_params(
     n_components: int | None = None,
     dim: int | None = None,
     batch_dims: tuple[int, ...] = (),
+    values: bool = True,
 ) -> GMMParams:
-    """Check that ``params`` is :class:`GMMParams` with means ``[*batch_dims, K, d]``.
+    """Return ``params`` checked and as arrays of one float dtype, or raise a ValueError/TypeError.
 
-    ``K`` and ``d`` are checked against ``n_components`` and ``dim`` when given.
+    ``params`` must be :class:`GMMParams` with ``means[*batch_dims, K, d]``,
+    ``logits[*batch_dims, K]``, ``scale_tril[*batch_dims, K, d, d]`` and
+    ``reg_covar[*batch_dims]`` (``K`` and ``d`` checked against ``n_components``
+    and ``dim`` when given), real-valued leaves (half precision computed in
+    float32); on concrete leaves, finite values (the lower triangle of
+    ``scale_tril``) and ``reg_covar >= 0`` (unless ``values=False``). Errors
+    name ``name.field``.
     """
     if not isinstance(params, GMMParams):
-        raise TypeError(f"{name} must be GMMParams, got {type(params).__name__}")
-    shape = tuple(params.means.shape)
-    if len(shape) != len(batch_dims) + 2 or shape[: len(batch_dims)] != tuple(batch_dims):
-        raise ValueError(f"{name}.means must have shape {[*batch_dims, 'K', 'd']}, got {list(shape)}")
+        raise TypeError(
+            f"{name} must be GMMParams (e.g. from swgmm_jax.from_moments), got {type(params).__name__}"
+        )
+    leaves = {field: as_real_array(getattr(params, field), f"{name}.{field}") for field in GMMParams._fields}
+    shape = tuple(leaves["means"].shape)
+    b = tuple(batch_dims)
+    if len(shape) != len(b) + 2 or shape[: len(b)] != b:
+        raise ValueError(f"{name}.means must have shape {[*b, 'K', 'd']}, got {list(shape)}")
     want = (
-        *batch_dims,
+        *b,
         shape[-2] if n_components is None else n_components,
         shape[-1] if dim is None else dim,
     )
     if shape != want:
         raise ValueError(f"{name}.means must have shape {list(want)}, got {list(shape)}")
-    return params
+    k, d = shape[-2:]
+    shapes = {"logits": (*b, k), "scale_tril": (*b, k, d, d), "reg_covar": b}
+    for field, expected in shapes.items():
+        if tuple(leaves[field].shape) != expected:
+            raise ValueError(
+                f"{name}.{field} must have shape {list(expected)} (K={k}, d={d}), "
+                f"got {list(leaves[field].shape)}"
+            )
+    if values:
+        for field, value in leaves.items():
+            # Entries above the diagonal of scale_tril are ignored, whatever they hold.
+            check_finite(
+                np.tril(value) if field == "scale_tril" and isinstance(value, np.ndarray) else value,
+                f"{name}.{field}",
+            )
+        reg = leaves["reg_covar"]
+        if isinstance(reg, np.ndarray) and np.any(reg < 0):
+            raise ValueError(f"{name}.reg_covar must be >= 0, got {reg.tolist()}")
+
+    dtype = jnp.asarray(leaves["means"]).dtype  # canonical: float32 unless x64 is on
+    return GMMParams(**{field: jnp.asarray(v, dtype) for field, v in leaves.items()})
 
 
 # Jitted once per shape: called eagerly, the density functions ran op by op (an
@@ -299,10 +371,11 @@ def _labels(params: GMMParams, x: jax.Array) -> jax.Array:
     return jnp.argmax(component_log_prob(params, x), axis=1)
 
 
-def _check_dim(params: GMMParams, x) -> jax.Array:
+def _check_inputs(params: Any, x: Any) -> tuple[GMMParams, jax.Array]:
+    params = check_params(params)
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
-    return x.astype(jnp.result_type(x, params.means.dtype, float))
+    return params, x.astype(jnp.result_type(x, params.means.dtype, float))
 
 
 def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
@@ -322,7 +395,7 @@ def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       >>> round(float(sw.log_likelihood(params, x)), 4)  # -log(2 pi) - (0 + 1/2) / 2
       -2.0879
     """
-    x = _check_dim(params, x)
+    params, x = _check_inputs(params, x)
     return _mean_log_likelihood(params, x)
 
 
@@ -344,7 +417,7 @@ def predict_proba(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       >>> proba.sum(axis=1).round(6).tolist(), proba[1].round(6).tolist()  # [1.5, 0] is halfway
       ([1.0, 1.0], [0.5, 0.5])
     """
-    x = _check_dim(params, x)
+    params, x = _check_inputs(params, x)
     return _responsibilities(params, x)
 
 
@@ -365,7 +438,7 @@ def predict(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       >>> sw.predict(params, jnp.array([[-1.0, 0.0], [1.0, 0.5], [4.0, 0.0]])).tolist()
       [0, 0, 1]
     """
-    x = _check_dim(params, x)
+    params, x = _check_inputs(params, x)
     return _labels(params, x)
 
 
@@ -388,6 +461,7 @@ def sample(key: jax.Array, params: GMMParams, n: int) -> jax.Array:
       (100, 2)
     """
     check_key(key)
+    params = check_params(params)
     n = check_positive_int(n, "n", minimum=0)
     k_comp, k_noise = jax.random.split(key)
     comp = jax.random.categorical(k_comp, params.logits, shape=(int(n),))

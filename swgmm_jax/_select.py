@@ -6,12 +6,12 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from swgmm_jax._params import GMMParams, log_likelihood
+from swgmm_jax._params import GMMParams, check_params, log_likelihood
 from swgmm_jax._sliced import check_loss_args, sliced_loss
 from swgmm_jax._transport1d import QUANTILE_ITERS
-from swgmm_jax._validation import check_data, check_dim, check_key
+from swgmm_jax._validation import check_choice, check_data, check_dim, check_key
 
 __all__ = ["select_best"]
 
@@ -55,7 +55,9 @@ def select_best(
 
     Returns:
       ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
-      (SW distances, or log-likelihoods) and the unbatched result.
+      (SW distances, or log-likelihoods; NaN for a diverged restart) and the
+      unbatched result. Restarts with non-finite parameters or scores are
+      never picked; a ValueError says so when every restart is.
 
     Examples:
       >>> import jax, swgmm_jax as sw
@@ -65,28 +67,38 @@ def select_best(
       >>> scores.shape, best.params.means.shape
       ((3,), (2, 2))
     """
+    check_choice(criterion, "criterion", CRITERIA)
     x = check_data(x, "x")
     params = getattr(result, "params", None)
     if not isinstance(params, GMMParams) or params.means.ndim != 3:
         raise TypeError("result must be a batched result of a *_restarts call (params with a restart axis)")
+    n_restarts = params.means.shape[0]
+    # Shapes and dtypes only: a diverged restart's NaN parameters are expected here, and skipped below.
+    params = check_params(params, "result.params", batch_dims=(n_restarts,), values=False)
     check_dim(x, params.means.shape[-1])
+    check_loss_args(
+        n_projections=n_projections,
+        p=p,
+        n_levels=n_levels,
+        quantile_iters=QUANTILE_ITERS,
+        sort="auto",
+        mesh=None,
+    )
     if criterion == "sw":
         if key is None:
             raise ValueError("key is required for criterion='sw' (the evaluation directions)")
         check_key(key)
-        check_loss_args(
-            n_projections=n_projections,
-            p=p,
-            n_levels=n_levels,
-            quantile_iters=QUANTILE_ITERS,
-            sort="auto",
-            mesh=None,
-        )
         scores = _restart_sw(key, params, x, n_projections, float(p), n_levels)
-        idx = int(jnp.argmin(scores))
-    elif criterion == "log_likelihood":
-        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
-        idx = int(jnp.nanargmax(scores))
     else:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
+    finite = np.isfinite(np.asarray(scores))
+    for leaf in params:
+        finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(n_restarts, -1), axis=1)
+    if not finite.any():
+        raise ValueError(
+            f"result: all {n_restarts} restarts have non-finite parameters or {criterion} scores "
+            "(diverged fits); nothing to select"
+        )
+    sign = 1.0 if criterion == "sw" else -1.0  # smallest SW distance, largest likelihood
+    idx = int(np.argmin(np.where(finite, sign * np.asarray(scores, np.float64), np.inf)))
     return idx, scores, jax.tree.map(lambda a: a[idx], result)

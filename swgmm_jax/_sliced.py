@@ -322,7 +322,7 @@ def sliced_wasserstein(
       True
     """
     check_key(key)
-    check_params(params)
+    params = check_params(params)
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
     mesh = check_loss_args(

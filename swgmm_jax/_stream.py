@@ -38,7 +38,7 @@ from swgmm_jax._config import FitConfig, check_config
 from swgmm_jax._fit import FitResult, FitState, make_fit_step
 from swgmm_jax._mesh import check_mesh_sort, resolve_mesh
 from swgmm_jax._params import GMMParams, check_params
-from swgmm_jax._validation import check_key, check_positive_int
+from swgmm_jax._validation import as_real_array, check_key, check_positive_int, check_real_dtype
 
 __all__ = ["fit_stream", "host_minibatches"]
 
@@ -113,9 +113,15 @@ _start_jit = jax.jit(_start, static_argnames=("n_components",))
 
 
 def _chunk(state, xb, keys, config: FitConfig, mesh):
-    """``xb[S, b, d]`` raw batches, ``keys[S]``: S steps of the fit in one scan."""
+    """``xb[S, b, d]`` raw batches, ``keys[S]``: S steps of the fit in one scan.
+
+    Also returns ``finite[S]``, whether each batch is free of NaN/inf: a
+    reduction fused into the same call, read on the host one chunk later (so
+    that the check does not stall the pipeline of chunks).
+    """
     step = make_fit_step(config, mesh).step
-    return jax.lax.scan(lambda st, inputs: step(inputs[1], st, inputs[0]), state, (xb, keys))
+    state, losses = jax.lax.scan(lambda st, inputs: step(inputs[1], st, inputs[0]), state, (xb, keys))
+    return state, losses, jnp.all(jnp.isfinite(xb), axis=(1, 2))
 
 
 _chunk_jit = jax.jit(_chunk, static_argnames=("mesh",))
@@ -182,9 +188,12 @@ def fit_stream(
     check_mesh_sort(mesh, config.slicing.sort)
     batch_size = config.slicing.batch_size
     k_init, k_loop, k_host = jax.random.split(key, 3)
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"data must be a 2-D host array or an iterable of batches, got {type(data).__name__}")
     if hasattr(data, "shape") and hasattr(data, "__getitem__") and len(getattr(data, "shape", ())) == 2:
         if batch_size is None:
             raise ValueError("config.batch_size is required to draw minibatches from an array")
+        check_real_dtype(data.dtype, "data")
         if data.shape[0] < k:
             raise ValueError(f"data has {data.shape[0]} points, fewer than n_components={k}")
         seed = np.asarray(jax.random.key_data(k_host)).astype(np.uint32).ravel().tolist()
@@ -200,31 +209,47 @@ def fit_stream(
     state = None
     shape: tuple[int, ...] = ()
     done = 0
+    pending = None  # (first step, finite[S]) of the chunk before the one running
+
+    def check_finite_batches(first, finite):
+        bad = np.flatnonzero(~np.asarray(finite))
+        if bad.size:
+            raise ValueError(
+                f"data batch {first + int(bad[0])} (0-based) contains non-finite values (NaN or inf)"
+            )
+
     while done < n_steps:
         size = min(chunk_steps, n_steps - done)
-        chunk = [np.asarray(b) for b in itertools.islice(batches, size)]
+        chunk = [
+            as_real_array(b, f"data batch {done + i}") for i, b in enumerate(itertools.islice(batches, size))
+        ]
         if len(chunk) < size:
             raise ValueError(f"data ran out after {done + len(chunk)} batches; config.n_steps={n_steps}")
+        ref = chunk[0].shape if state is None else shape
+        for i, b in enumerate(chunk):
+            if b.ndim != 2:
+                raise ValueError(f"data batch {done + i} must be a [b, d] array, got shape {list(b.shape)}")
+            if b.shape != ref:
+                raise ValueError(
+                    f"all batches must have shape {list(ref)}, data batch {done + i} has {list(b.shape)}"
+                )
         xb = np.stack(chunk)
-        if xb.ndim != 3:
-            raise ValueError(f"batches must be [b, d] arrays, got shape {xb.shape[1:]}")
-        if not np.issubdtype(xb.dtype, np.floating):
-            xb = xb.astype(jnp.result_type(float))
         if state is None:
             if batch_size is not None and xb.shape[1] != batch_size:
                 raise ValueError(f"batches have {xb.shape[1]} points, config.batch_size={batch_size}")
             if init is not None:
-                check_params(init, "init", n_components=k, dim=xb.shape[2])
+                init = check_params(init, "init", n_components=k, dim=xb.shape[2])
                 init = jax.tree.map(lambda a, dtype=xb.dtype: jnp.asarray(a, dtype), init)
             x0 = xb[0]  # the first batch, whatever chunk_steps is
-            if not np.all(np.isfinite(x0)):
-                raise ValueError("data contains NaN or infinite values")
+            check_finite_batches(0, [np.isfinite(x0).all()])  # before it sets the scale
             state = _start_jit(k_init, x0, init, config, n_components=k)
-        elif xb.shape[1:] != shape:
-            raise ValueError(f"all batches must have shape {list(shape)}, got {list(xb.shape[1:])}")
         shape = xb.shape[1:]
-        state, losses = _chunk_jit(state, xb, step_keys[done : done + size], config, mesh=mesh)
+        state, losses, finite = _chunk_jit(state, xb, step_keys[done : done + size], config, mesh=mesh)
+        if pending is not None:
+            check_finite_batches(*pending)
+        pending = (done, finite)
         histories.append(losses)
         done += size
-    assert state is not None  # n_steps >= 1
+    assert state is not None and pending is not None  # n_steps >= 1
+    check_finite_batches(*pending)
     return FitResult(_data_params(state), jnp.concatenate(histories))

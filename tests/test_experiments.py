@@ -1,13 +1,18 @@
 """The Figure 3 script end to end at its smoke scale, and the README report built from its JSON."""
 
+import importlib.util
 import json
+import os
 import pathlib
 import shutil
+import signal
+import subprocess
+import sys
 
 import jax
 import pytest
 
-from experiments import report, ring_square_line
+from experiments import _common, embedding_gmm, energy_landscape, report, ring_square_line
 
 # Experiment code (outside the package) is not held to strict rank promotion.
 pytestmark = pytest.mark.usefixtures("allow_rank_promotion")
@@ -81,3 +86,84 @@ def test_report_renders_results(smoke_run, tmp_path):
     assert "| em | " in text and "46.83% ± 1.14%" in text  # fooling rates beside the paper's
     assert "picking by SW distance, `sw`" in text
     assert "results/benchmark.json` not produced yet" in text
+
+
+# Issue 13, item 7: writes, resumes and optional dependencies of experiments/_common.py.
+
+_SLOW_WRITE = """
+import os, sys, time
+from experiments import _common
+real_fsync = os.fsync
+def slow_fsync(fd):
+    print("writing", flush=True)
+    time.sleep(30)
+os.fsync = slow_fsync
+_common.atomic_write_json(sys.argv[1], {"a": 1})
+"""
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text('{"old": true}\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITE, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "writing"  # inside the write, the temporary file exists
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == -signal.SIGTERM  # still terminated by the signal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no stray .out.json.*.tmp
+    assert json.loads(target.read_text()) == {"old": True}  # the previous file untouched
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        _common.atomic_write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize(
+    "text,problem", [('{"seeds": {', "is not valid JSON"), ("[1, 2]", "holds a JSON list, not an object")]
+)
+def test_load_results_refuses_a_corrupt_file_without_force(tmp_path, text, problem, capsys):
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    with pytest.raises(SystemExit, match=rf"{path}.*{problem}.*--force"):
+        _common.load_results(path)
+    assert path.read_text() == text  # left as it is
+    assert _common.load_results(path, force=True) is None
+    assert "overwriting" in capsys.readouterr().err
+    assert _common.load_results(tmp_path / "missing.json") is None
+    path.write_text('{"a": 1}')
+    assert _common.load_results(path) == {"a": 1}
+
+
+def test_resume_with_a_corrupt_results_file_explains_it(tmp_path):
+    bad = tmp_path / "embedding.json"
+    bad.write_text("[]")
+    args = ["--scale", "smoke", "--resume", "--out", str(bad), "--no-progress", "--cache-dir", ""]
+    with pytest.raises(SystemExit, match=r"holds a JSON list.*--force"):
+        embedding_gmm.main(args)
+    assert bad.read_text() == "[]"
+
+
+@pytest.mark.parametrize(
+    "main,argv",
+    [
+        (ring_square_line.main, ["--scale", "smoke"]),
+        (energy_landscape.main, ["--scale", "quick"]),
+        (embedding_gmm.main, ["--scale", "smoke", "--no-progress"]),
+    ],
+    ids=["ring_square_line", "energy_landscape", "embedding_gmm"],
+)
+def test_missing_matplotlib_is_reported_before_the_compute(monkeypatch, tmp_path, main, argv):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    monkeypatch.setattr(_common, "run_info", lambda *a, **k: pytest.fail("compute started"))
+    with pytest.raises(SystemExit, match=r"missing optional dependencies: matplotlib.*pip install"):
+        main([*argv, "--out", str(tmp_path / "out")])

@@ -78,3 +78,55 @@ def test_select_best_rejects_unbatched_results(key):
         sw.select_best(key, result.params, X)  # GMMParams has no .params field
     with pytest.raises(ValueError, match="dimension"):
         sw.select_best(key, result, np.ones((10, 3), np.float32))
+
+
+def _with_diverged(result, bad):
+    """``result`` with the restarts in ``bad`` set to NaN means (a diverged fit)."""
+    means = np.array(result.params.means)
+    means[list(bad)] = np.nan
+    return result._replace(params=result.params._replace(means=jnp.asarray(means)))
+
+
+@pytest.mark.parametrize("criterion", ["sw", "log_likelihood"])
+def test_select_best_never_picks_a_diverged_restart(key, criterion):
+    # Issue 13: with "sw", argmin over scores containing NaN returned the NaN restart.
+    result, _ = _batched_candidates()
+    idx, scores, best = sw.select_best(key, _with_diverged(result, [0]), X, criterion, n_projections=32)
+    assert idx == 2  # the true model, as without the diverged restart
+    assert np.isnan(np.asarray(scores)[0])
+    assert np.all(np.isfinite(np.asarray(best.params.means)))
+    idx, _, _ = sw.select_best(key, _with_diverged(result, [2]), X, criterion, n_projections=32)
+    assert idx != 2
+
+
+@pytest.mark.parametrize("criterion", ["sw", "log_likelihood"])
+def test_select_best_raises_when_every_restart_diverged(key, criterion):
+    # Issue 13: with "log_likelihood" and all restarts NaN, index -1 came back silently.
+    result, _ = _batched_candidates()
+    with pytest.raises(ValueError, match=r"result: all 4 restarts have non-finite"):
+        sw.select_best(key, _with_diverged(result, range(4)), X, criterion, n_projections=32)
+
+
+@pytest.mark.parametrize(
+    "kwargs,err,name",
+    [
+        (dict(n_projections=0), ValueError, "n_projections"),
+        (dict(n_levels=0), ValueError, "n_levels"),
+        (dict(p=0.5), ValueError, r"\bp must"),
+        (dict(p="2"), TypeError, r"\bp must"),
+        (dict(criterion="nll"), ValueError, "criterion"),
+    ],
+)
+@pytest.mark.parametrize("criterion", ["sw", "log_likelihood"])
+def test_select_best_validates_its_arguments(key, kwargs, err, name, criterion):
+    result, _ = _batched_candidates()
+    kwargs = {"criterion": criterion, **kwargs}
+    with pytest.raises(err, match=name):
+        sw.select_best(key, result, X, **kwargs)
+
+
+def test_select_best_checks_the_batched_params_shapes(key):
+    result, _ = _batched_candidates()
+    bad = result._replace(params=result.params._replace(logits=result.params.logits[:, :2]))
+    with pytest.raises(ValueError, match=r"result\.params\.logits must have shape \[4, 3\]"):
+        sw.select_best(key, bad, X)

@@ -68,3 +68,53 @@ def test_stream_errors(blobs):
         sw.fit_stream(jax.random.key(0), few, 2, sw.FitConfig(n_steps=5, batch_size=256), chunk_steps=5)
     with pytest.raises(ValueError, match="batch_size"):
         sw.fit_stream(jax.random.key(0), [blobs[:100]] * 5, 2, sw.FitConfig(n_steps=5, batch_size=256))
+
+
+STREAM_CFG = sw.FitConfig(n_steps=12, batch_size=64, n_projections=4, n_levels=8)
+
+
+def _batches(n, bad_batch=None, value=np.inf):
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        b = rng.normal(size=(64, 2)).astype(np.float32)
+        if i == bad_batch:
+            b[3, 1] = value
+        yield b
+
+
+@pytest.mark.parametrize("bad_batch", [0, 5, 11])  # first batch, mid-chunk, the last chunk
+def test_stream_checks_every_batch_for_non_finite_values(bad_batch):
+    # Issue 13: only the first batch was checked; an inf in batch 5 gave all-NaN parameters.
+    with pytest.raises(ValueError, match=rf"data batch {bad_batch} \(0-based\) contains non-finite"):
+        sw.fit_stream(jax.random.key(0), _batches(12, bad_batch), 2, STREAM_CFG, chunk_steps=4)
+
+
+def test_stream_nan_row_of_an_array_is_caught():
+    # Issue 13: one NaN in row 700 of 900 gave all-NaN parameters and no error.
+    x = np.random.default_rng(2).normal(size=(900, 2)).astype(np.float32)
+    x[700, 0] = np.nan
+    with pytest.raises(ValueError, match=r"data batch \d+ \(0-based\) contains non-finite"):
+        sw.fit_stream(jax.random.key(0), x, 2, STREAM_CFG.replace(batch_size=900), chunk_steps=6)
+
+
+def test_stream_clean_batches_still_fit():
+    res = sw.fit_stream(jax.random.key(0), _batches(12), 2, STREAM_CFG, chunk_steps=5)
+    assert np.all(np.isfinite(np.asarray(res.params.means)))
+
+
+@pytest.mark.parametrize(
+    "data,err,match",
+    [
+        ("abcdef", TypeError, "data must be a 2-D host array or an iterable"),
+        (b"abcdef", TypeError, "data must be a 2-D host array or an iterable"),
+        (np.ones((100, 2)) * 1j, TypeError, "data must hold real numbers"),
+        (np.ones((100, 2)).astype(object), TypeError, "data must hold real numbers"),
+        ([np.ones((64, 2)) * 1j] * 12, TypeError, "data batch 0 must hold real numbers"),
+        ([np.ones((64, 2))] * 3 + [np.ones((64, 3))] * 9, ValueError, r"data batch 3 has \[64, 3\]"),
+        ([np.ones(64)] * 12, ValueError, r"data batch 0 must be a \[b, d\] array"),
+    ],
+    ids=["str", "bytes", "complex", "object", "complex-batches", "ragged-batches", "1d-batches"],
+)
+def test_stream_rejects_non_real_or_malformed_data(data, err, match):
+    with pytest.raises(err, match=match):
+        sw.fit_stream(jax.random.key(0), data, 2, STREAM_CFG, chunk_steps=6)
