@@ -16,6 +16,7 @@ imports only modules above it:
 * ``_fit``: the public ``init``/``step`` pair and the fit loops;
 * ``_em``: the EM baseline;
 * ``_select``: picking the best restart;
+* ``_robust``: one call for the robust fit (SW restarts, then EM, then the best);
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
 * ``_metrics``: component purity and fooling rate of the embedding study;
@@ -49,6 +50,7 @@ from swgmm_jax._params import (
 )
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._relocate import merge_relocate
+from swgmm_jax._robust import RobustResult, fit_robust
 from swgmm_jax._select import select_best
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
 from swgmm_jax._stream import fit_stream, host_minibatches
@@ -77,6 +79,7 @@ __all__ = [
     "InitConfig",
     "OptimizerConfig",
     "RelocationConfig",
+    "RobustResult",
     "SlicingConfig",
     "component_log_prob",
     "component_purity",
@@ -86,6 +89,7 @@ __all__ = [
     "fit_em",
     "fit_em_restarts",
     "fit_restarts",
+    "fit_robust",
     "fit_stream",
     "fooling_rate",
     "from_moments",

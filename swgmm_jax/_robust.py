@@ -1,0 +1,131 @@
+"""One call for the most robust fit the package knows: SW restarts, then EM, then the best likelihood.
+
+The paper's point is that SW fits do not depend on luck with the
+initialisation the way EM does; what an independent implementation and this
+package's Figure 3 run showed (``shared/FINDINGS.md``, the README's results) is
+finer than that: pure SW fits land in the right basin far more often than EM
+from the same random start, but at a different optimum (the SW optimum is not
+the likelihood optimum), and EM from an SW fit reaches the likelihood optimum
+of that basin. :func:`fit_robust` therefore runs
+
+1. ``n_restarts`` SW fits (:func:`swgmm_jax.fit_restarts`, one vmapped call);
+2. EM from every one of them (:func:`swgmm_jax.fit_em_restarts`, one vmapped
+   call; with ``em_config.relocations`` rounds of likelihood-accepted
+   merge-and-relocate moves after convergence);
+3. the restart with the largest log-likelihood, skipping any that diverged.
+
+EM is cheap next to the SW fits, so every restart is polished rather than a
+few picked by SW distance first.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from swgmm_jax._config import EMConfig, FitConfig, check_config
+from swgmm_jax._em import EMResult, fit_em_restarts
+from swgmm_jax._fit import FitResult, fit_restarts
+from swgmm_jax._params import GMMParams, log_likelihood
+from swgmm_jax._sliced import sliced_loss
+from swgmm_jax._validation import check_data, check_positive_int
+
+__all__ = ["RobustResult", "fit_robust"]
+
+ROBUST_EM_CONFIG = EMConfig(max_iter=1000, tol=1e-6, relocations=5)
+"""EM settings of :func:`fit_robust`: to convergence (``tol=1e-6``), then 5
+likelihood-accepted merge-and-relocate rounds."""
+
+
+class RobustResult(NamedTuple):
+    """Result of :func:`fit_robust`.
+
+    Attributes:
+      params: the chosen fit's ``GMMParams``, in the caller's units.
+      index: ``[]`` which restart it is.
+      log_likelihoods: ``[R]`` mean log-likelihood of every restart after EM
+        (``-inf`` for one that diverged).
+      sw_distances: ``[R]`` ``SW_p^p`` of every SW fit before EM, on the same
+        fixed directions (128 directions, 256 levels per slice).
+      sw_result: the batched :class:`swgmm_jax.FitResult` of the SW fits.
+      em_result: the batched :class:`swgmm_jax.EMResult` of EM from them.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> res = sw.fit_robust(jax.random.key(1), x, 2, sw.FitConfig(n_steps=30), n_restarts=3)
+      >>> res.params.means.shape, res.log_likelihoods.shape, bool(res.index < 3)
+      ((2, 2), (3,), True)
+    """
+
+    params: GMMParams
+    index: jax.Array
+    log_likelihoods: jax.Array
+    sw_distances: jax.Array
+    sw_result: FitResult
+    em_result: EMResult
+
+
+@functools.partial(jax.jit, static_argnames=("p",))
+def _choose(key, sw_params, em_params, x, p):
+    ll = jax.vmap(log_likelihood, (0, None))(em_params, x)
+    finite = jnp.isfinite(ll) & jax.tree.reduce(
+        jnp.logical_and,
+        jax.tree.map(lambda a: jnp.all(jnp.isfinite(a), axis=tuple(range(1, a.ndim))), em_params),
+    )
+    ll = jnp.where(finite, ll, -jnp.inf)
+    swd = jax.vmap(lambda pr: sliced_loss(key, pr, x, n_projections=128, n_levels=256, p=p))(sw_params)
+    i = jnp.argmax(ll)
+    return i, ll, swd, jax.tree.map(lambda a: a[i], em_params)
+
+
+def fit_robust(
+    key: jax.Array,
+    x: jax.typing.ArrayLike,
+    n_components: int,
+    config: FitConfig | None = None,
+    em_config: EMConfig | None = None,
+    *,
+    n_restarts: int = 10,
+    mesh: Any = "auto",
+) -> RobustResult:
+    """The most robust fit the package knows: ``n_restarts`` SW fits, EM from each, the best likelihood.
+
+    See the module's docstring for why. Pure SW-GMM, the paper's method, stays
+    :func:`swgmm_jax.fit`; this call is for when the aim is the maximum-likelihood
+    GMM and EM alone is at the mercy of its initialisation.
+
+    Args:
+      key: PRNG key (split between the SW restarts, EM's relocation moves and
+        the evaluation directions).
+      x: ``[n, d]`` data.
+      n_components: ``K``.
+      config: :class:`FitConfig` of the SW fits; defaults to ``FitConfig()``.
+      em_config: :class:`EMConfig` of the EM phase; defaults to
+        ``EMConfig(max_iter=1000, tol=1e-6, relocations=5)``: to convergence,
+        then 5 likelihood-accepted merge-and-relocate rounds.
+      n_restarts: number of SW restarts ``R``.
+      mesh: as in :func:`swgmm_jax.fit_restarts` (the restarts are spread
+        over the devices).
+
+    Returns:
+      :class:`RobustResult`; ``.params`` in the units of ``x``.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+      >>> res = sw.fit_robust(jax.random.key(1), x, 2, sw.FitConfig(n_steps=30), n_restarts=3)
+      >>> bool(res.log_likelihoods[res.index] == res.log_likelihoods.max())
+      True
+    """
+    config = check_config(config, FitConfig)
+    em_config = ROBUST_EM_CONFIG if em_config is None else check_config(em_config, EMConfig)
+    r = check_positive_int(n_restarts, "n_restarts")
+    k_sw, k_em, k_eval = jax.random.split(key, 3)
+    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh)
+    em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
+    i, ll, swd, best = _choose(k_eval, sw_res.params, em_res.params, check_data(x, "x"), config.slicing.p)
+    return RobustResult(best, i, ll, swd, sw_res, em_res)
