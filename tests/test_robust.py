@@ -7,7 +7,7 @@ from scipy.optimize import linear_sum_assignment
 
 import swgmm_jax as sw
 
-CFG = sw.FitConfig(n_steps=150)
+CFG = sw.FitConfig(n_steps=100)
 
 
 def _problem(seed):
@@ -32,21 +32,21 @@ def _recovered(params, means, weights):
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_fit_robust_recovers_the_components(seed):
     x, means, weights = _problem(seed)
-    res = sw.fit_robust(jax.random.key(seed), x, 4, CFG, n_restarts=4)
+    res = sw.fit_robust(jax.random.key(seed), x, 4, CFG, n_restarts=3)
     assert _recovered(res.params, means, weights)
     # The chosen restart is the most likely one, and its params are that restart's.
     assert int(res.index) == int(np.argmax(np.asarray(res.log_likelihoods)))
     np.testing.assert_array_equal(res.params.means, res.em_result.params.means[int(res.index)])
-    assert res.sw_distances.shape == (4,) and np.all(np.isfinite(res.sw_distances))
+    assert res.sw_distances.shape == (3,) and np.all(np.isfinite(res.sw_distances))
 
 
 def test_fit_robust_is_deterministic_given_key():
     x, _, _ = _problem(0)
-    a = sw.fit_robust(jax.random.key(7), x, 4, CFG, n_restarts=4)
-    b = sw.fit_robust(jax.random.key(7), x, 4, CFG, n_restarts=4)
+    a = sw.fit_robust(jax.random.key(7), x, 4, CFG, n_restarts=3)
+    b = sw.fit_robust(jax.random.key(7), x, 4, CFG, n_restarts=3)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(u, v)
 
