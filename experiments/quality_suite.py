@@ -168,11 +168,11 @@ FULL = QUICK + (
 )
 # For the tests: seconds. The synthetic problem has iris's shapes, so the two share compilations.
 SMOKE = (Synthetic("smoke_d4_k3_well", G_LOW, 4, 3, 150, "well", seed=7), Real("iris", G_REAL, "iris", 3))
-# method_restarts: fewer restart seeds for a method (scikit-learn's n_init=10 runs 10 EM fits per seed:
-# at 20 seeds it alone took longer than all the other methods together on the quick problems).
+# method_restarts: fewer restart seeds for a method: scikit-learn's n_init=10 runs 10 EM fits per seed,
+# sequentially on the CPU (at 20 seeds it took as long as SW on the quick problems).
 SCALES = {
     "quick": dict(
-        problems=QUICK, n_restarts=20, sw={}, em_max_iter=EM_MAX_ITER, method_restarts={"sklearn_n10": 5}
+        problems=QUICK, n_restarts=20, sw={}, em_max_iter=EM_MAX_ITER, method_restarts={"sklearn_n10": 10}
     ),
     "full": dict(problems=FULL, n_restarts=50, sw={}, em_max_iter=EM_MAX_ITER, method_restarts={}),
     "smoke": dict(problems=SMOKE, n_restarts=2, sw=dict(n_steps=20), em_max_iter=100, method_restarts={}),
@@ -296,9 +296,19 @@ class Method(NamedTuple):
 class Context:
     """One problem's data, keys, configs and shared initialisations; fits are memoised by method."""
 
-    def __init__(self, spec, data: ProblemData, n_restarts: int, sw_config, em_config, method_restarts=None):
+    def __init__(
+        self,
+        spec,
+        data: ProblemData,
+        n_restarts: int,
+        sw_config,
+        em_config,
+        method_restarts=None,
+        sklearn_threads=1,
+    ):
         self.spec, self.data, self.n_restarts = spec, data, n_restarts
         self.method_restarts = {} if method_restarts is None else method_restarts  # fewer for some methods
+        self.sklearn_threads = sklearn_threads
         self.x = jnp.asarray(data.x)
         self.K = spec.K
         self.sw_config, self.em_config = sw_config, em_config
@@ -362,19 +372,22 @@ def _run_robust(ctx: Context):
 def _run_sklearn(n_init: int, name: str):
     def run(ctx: Context):
         from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
 
         x64 = np.asarray(ctx.data.x, np.float64)
         fits, extras = [], []
         for seed in ctx.sklearn_seeds[: ctx.method_restarts.get(name, ctx.n_restarts)]:
-            g = GaussianMixture(
-                ctx.K,
-                init_params="kmeans",
-                n_init=n_init,
-                tol=EM_TOL,
-                max_iter=ctx.em_config.max_iter,
-                reg_covar=EM_REG,
-                random_state=seed,
-            ).fit(x64)
+            # BLAS/OpenMP threads on small matrices: 30x slower than one thread on a busy 2-core machine.
+            with threadpool_limits(ctx.sklearn_threads):
+                g = GaussianMixture(
+                    ctx.K,
+                    init_params="kmeans",
+                    n_init=n_init,
+                    tol=EM_TOL,
+                    max_iter=ctx.em_config.max_iter,
+                    reg_covar=EM_REG,
+                    random_state=seed,
+                ).fit(x64)
             fits.append((g.weights_, g.means_, g.covariances_))
             extras.append((g.n_iter_, g.converged_))
         w, m, c = (jnp.asarray(np.stack(a), ctx.x.dtype) for a in zip(*fits, strict=True))
@@ -508,11 +521,13 @@ def _reference_at_truth(ctx: Context, basis, mean_var) -> dict:
     )
 
 
-def run_problem(spec, n_restarts, methods, sw_config, em_config, progress="", method_restarts=None) -> dict:
+def run_problem(
+    spec, n_restarts, methods, sw_config, em_config, progress="", method_restarts=None, sklearn_threads=1
+) -> dict:
     """Every method on one problem: per-restart metrics and their summaries (one line printed per method)."""
     data = make_problem(spec)
     basis, mean_var = spread_basis(data.x)
-    ctx = Context(spec, data, n_restarts, sw_config, em_config, method_restarts)
+    ctx = Context(spec, data, n_restarts, sw_config, em_config, method_restarts, sklearn_threads)
     out = {"spec": describe(spec), "n": int(data.x.shape[0]), "d": int(data.x.shape[1]), "K": spec.K}
     if data.truth is not None:
         out.update(_reference_at_truth(ctx, basis, mean_var))
@@ -619,6 +634,7 @@ def parse_args(argv):
     ap.add_argument("--problems", nargs="+", default=None, help="names of the scale's problems (or full's)")
     ap.add_argument("--sw-config", default="{}", help="JSON of FitConfig keyword overrides (flat keywords)")
     ap.add_argument("--restarts", type=int, default=None)
+    ap.add_argument("--sklearn-threads", type=int, default=1, help="BLAS/OpenMP threads of scikit-learn")
     ap.add_argument("--tag", default=None, help="results/quality_suite_<tag>[_<scale>].json")
     ap.add_argument("--out", default=str(_common.RESULTS), help="output folder")
     ap.add_argument("--compare", nargs="+", default=None, metavar="JSON", help="print a comparison and exit")
@@ -657,13 +673,23 @@ def main(argv=None) -> dict | None:
     for i, spec in enumerate(problems):
         progress = f"[{i + 1}/{len(problems)}] "
         results.append(
-            run_problem(spec, n_restarts, methods, sw_config, em_config, progress, method_restarts)
+            run_problem(
+                spec,
+                n_restarts,
+                methods,
+                sw_config,
+                em_config,
+                progress,
+                method_restarts,
+                args.sklearn_threads,
+            )
         )
     result = {
         "run": info,
         "settings": {
             "n_restarts": n_restarts,
             "method_restarts": method_restarts,
+            "sklearn_threads": args.sklearn_threads,
             "methods": methods,
             "methods_unavailable": skipped,
             "sw_config_overrides": overrides,
