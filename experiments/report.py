@@ -218,10 +218,139 @@ def benchmark(d) -> list[str]:
     return lines + [""]
 
 
+def _gap(g) -> str:
+    """An NLL gap in nats per point: three decimals near the optimum, fewer when far off."""
+    return f"{g:.3f}" if abs(g) < 10 else f"{g:.1f}"
+
+
+def _quality_cell(summary) -> str:
+    if summary is None:
+        return "–"
+    if summary["recovery"] is not None:
+        return f"{_pct(summary['recovery'])} / {_gap(summary['nll_gap_median'])}"
+    pur = summary.get("purity_median")
+    return _gap(summary["nll_gap_median"]) + ("" if pur is None else f" ({pur:.2f})")
+
+
+def quality_suite(d, stem: str = "quality_suite") -> list[str]:
+    """The fit-quality suite: methods overall, one table per problem group, SW against EM."""
+    st, run, problems = d["settings"], d["run"], d["problems"]
+    methods = st["methods"]
+    defs = d["definitions"]
+    lines = [
+        f"### Fit-quality suite (`experiments/quality_suite.py`, scale `{run['scale']}`, "
+        f"`results/{stem}.json`)",
+        "",
+        f"{len(problems)} fixed, seeded problems, {st['n_restarts']} restarts per method"
+        + "".join(f", {r} for `{m}`" for m, r in st.get("method_restarts", {}).items())
+        + f" (keys from each problem's seed); device: {run['device_kind']} ({run['backend']}); "
+        f"whole run {run['wall_s'] / 60:.1f} min. SW config: `{st['sw_config']}`"
+        + (f" (overrides `{st['sw_config_overrides']}`)" if st["sw_config_overrides"] else "")
+        + ". Recovered: "
+        + defs["recovered"]
+        + ". NLL gap: "
+        + defs["nll_gap"]
+        + ". Degenerate: "
+        + defs["degenerate"]
+        + ".",
+        "",
+        "| method | mean recovery | problems ≥ 90% recovered | median of median NLL gaps | worst gap "
+        "| at reference NLL | degenerate fits | wall s (compile) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, o in d["overall"].items():
+        rec = "–" if o["mean_recovery"] is None else _pct(o["mean_recovery"])
+        lines.append(
+            f"| {name} | {rec} | {o['problems_recovery_ge_90pct']} of {o['n_truth_problems']} "
+            f"| {_gap(o['median_of_median_gaps'])} | {_gap(o['worst_gap'])} | {_pct(o['mean_at_ref'])} "
+            f"| {o['n_degenerate']} of {o['n_fits']} | {o['wall_s']:.0f} ({o['compile_s']:.0f}) |"
+        )
+    lines += [""] + [f"- `{m}`: {text}" for m, text in d["method_descriptions"].items()]
+    groups: dict[str, list] = {}
+    for p in problems:
+        groups.setdefault(p["spec"]["group"], []).append(p)
+    for group, rows in groups.items():
+        truth = "truth_em_recovered" in rows[0]
+        what = (
+            "recovery % / median NLL gap (nats per point, to EM from the truth)"
+            if truth
+            else "median NLL gap to the best non-degenerate fit (median purity)"
+        )
+        lines += [
+            "",
+            f"**{group}**: {what}",
+            "",
+            "| problem | n | d | K | " + " | ".join(methods) + " |",
+            "|---|---|---|---|" + "---|" * len(methods),
+        ]
+        for p in rows:
+            mark = "" if p.get("truth_em_recovered", True) else " †"
+            cells = [_quality_cell(p["methods"].get(m, {}).get("summary")) for m in methods]
+            lines.append(
+                f"| {p['spec']['name']}{mark} | {p['n']} | {p['d']} | {p['K']} | " + " | ".join(cells) + " |"
+            )
+    if any(not p.get("truth_em_recovered", True) for p in problems):
+        lines += ["", "† EM started at the truth does not meet the recovery rule on this sample."]
+    lines += _quality_sw_vs_em(d)
+    return lines + [""]
+
+
+def _quality_sw_vs_em(d) -> list[str]:
+    rows = d.get("sw_vs_em", [])
+    if not rows:
+        return []
+    count = {w: sum(r["winner"] == w for r in rows) for w in ("SW", "EM", "tie")}
+    lines = [
+        "",
+        "Where SW beats EM and where not: best SW-based method (`sw`, `sw+em`, `sw_robust`) against the "
+        "best EM-based one, by recovery rate (truth known) or the share of restarts at the reference NLL "
+        f"(real data); a tie within 5 points. SW wins {count['SW']}, EM wins {count['EM']}, "
+        f"ties {count['tie']}.",
+        "",
+        "| problem | score | best SW-based | best EM-based | winner |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['problem']} | {r['score']} | {r['sw_method']} {_pct(r['sw_score'])} "
+            f"| {r['em_method']} {_pct(r['em_score'])} | {r['winner']} |"
+        )
+    return lines
+
+
+def quality_compare(runs: dict, methods=("sw", "sw+em")) -> list[str]:
+    """Side by side, per problem, the named methods of several quality-suite runs (``{label: json}``)."""
+    labels = list(runs)
+    lines = ["| run | SW config | " + " | ".join(f"{m}: mean recovery / median gap" for m in methods) + " |"]
+    lines.append("|---|---|" + "---|" * len(methods))
+    for label, d in runs.items():
+        cells = []
+        for m in methods:
+            o = d["overall"].get(m)
+            cells.append(
+                "–"
+                if o is None
+                else ("–" if o["mean_recovery"] is None else _pct(o["mean_recovery"]))
+                + f" / {_gap(o['median_of_median_gaps'])}"
+            )
+        lines.append(f"| {label} | `{d['settings']['sw_config_overrides']}` | " + " | ".join(cells) + " |")
+    names = [p["spec"]["name"] for p in runs[labels[0]]["problems"]]
+    lines += ["", "| problem | method | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for name in names:
+        for m in methods:
+            cells = []
+            for d in runs.values():
+                p = next((p for p in d["problems"] if p["spec"]["name"] == name), None)
+                cells.append(_quality_cell(None if p is None else p["methods"].get(m, {}).get("summary")))
+            lines.append(f"| {name} | {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
 SECTIONS = [
     ("ring_square_line.json", ring_square_line),
     ("energy_landscape.json", energy),
     ("embedding_digits.json", embedding),
+    ("quality_suite.json", quality_suite),
     ("benchmark.json", benchmark),
 ]
 
@@ -244,7 +373,11 @@ def render(results_dir=RESULTS) -> str:
         _summarise(out, results_dir / fname, fn)
     done = set(dict(SECTIONS))
     # Figure 3 at other scales; the embedding study on other data (real MNIST, an image folder).
-    for pattern, fn in (("ring_square_line_*.json", ring_square_line), ("embedding_*.json", embedding)):
+    for pattern, fn in (
+        ("ring_square_line_*.json", ring_square_line),
+        ("embedding_*.json", embedding),
+        ("quality_suite_full.json", quality_suite),
+    ):
         for path in sorted(results_dir.glob(pattern)):
             if fn is embedding and not re.fullmatch(r"embedding_(mnist|images)(_\w+)?\.json", path.name):
                 continue  # the digits ablations have their own layouts

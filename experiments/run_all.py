@@ -4,7 +4,8 @@
 
 Each script runs as ``python -m experiments.NAME --scale SCALE`` from the
 repository root, in its own process; ``benchmark`` always runs at its quick
-scale (which already has the paper's 100 restarts). Then ``report`` rewrites the
+scale (which already has the paper's 100 restarts), ``quality_suite`` at ``full``
+for ``paper``. Then ``report`` rewrites the
 README's results section from ``results/*.json``.
 """
 
@@ -15,11 +16,12 @@ import sys
 
 from experiments import _common, report
 
-# Script -> whether it takes run_all's --scale.
+# Script -> whether it takes run_all's --scale (True), or its own name for each of run_all's scales.
 SCRIPTS = {
     "energy_landscape": True,
     "ring_square_line": True,
     "embedding_gmm": True,
+    "quality_suite": {"quick": "quick", "paper": "full"},
     "benchmark": False,
 }
 
@@ -32,7 +34,8 @@ def main(argv=None):
     for name, scaled in SCRIPTS.items():
         if name in args.skip:
             continue
-        extra = ["--scale", args.scale] if scaled else []
+        scale = scaled.get(args.scale) if isinstance(scaled, dict) else (args.scale if scaled else None)
+        extra = [] if scale is None else ["--scale", scale]
         print(f"== python -m experiments.{name} {' '.join(extra)}", flush=True)
         subprocess.run([sys.executable, "-m", f"experiments.{name}", *extra], check=True, cwd=_common.ROOT)
     report.update_readme()
