@@ -45,7 +45,7 @@ class RobustResult(NamedTuple):
 
     Attributes:
       params: the chosen fit's ``GMMParams``, in the caller's units.
-      index: ``[]`` which restart it is.
+      restart_index: ``[]`` which restart it is.
       log_likelihoods: ``[R]`` mean log-likelihood of every restart after EM
         (``-inf`` for one that diverged).
       sw_distances: ``[R]`` ``SW_p^p`` of every SW fit before EM, on the same
@@ -57,12 +57,12 @@ class RobustResult(NamedTuple):
       >>> import jax, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (300, 2))
       >>> res = sw.fit_robust(jax.random.key(1), x, 2, sw.FitConfig(n_steps=30), n_restarts=3)
-      >>> res.params.means.shape, res.log_likelihoods.shape, bool(res.index < 3)
+      >>> res.params.means.shape, res.log_likelihoods.shape, bool(res.restart_index < 3)
       ((2, 2), (3,), True)
     """
 
     params: GMMParams
-    index: jax.Array
+    restart_index: jax.Array
     log_likelihoods: jax.Array
     sw_distances: jax.Array
     sw_result: FitResult
@@ -118,7 +118,7 @@ def fit_robust(
       >>> import jax, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (300, 2))
       >>> res = sw.fit_robust(jax.random.key(1), x, 2, sw.FitConfig(n_steps=30), n_restarts=3)
-      >>> bool(res.log_likelihoods[res.index] == res.log_likelihoods.max())
+      >>> bool(res.log_likelihoods[res.restart_index] == res.log_likelihoods.max())
       True
     """
     config = check_config(config, FitConfig)

@@ -38,8 +38,8 @@ def test_fit_robust_recovers_the_components(seed):
     res = sw.fit_robust(jax.random.key(seed), x, 4, CFG, n_restarts=3)
     assert _recovered(res.params, means, weights)
     # The chosen restart is the most likely one, and its params are that restart's.
-    assert int(res.index) == int(np.argmax(np.asarray(res.log_likelihoods)))
-    np.testing.assert_array_equal(res.params.means, res.em_result.params.means[int(res.index)])
+    assert int(res.restart_index) == int(np.argmax(np.asarray(res.log_likelihoods)))
+    np.testing.assert_array_equal(res.params.means, res.em_result.params.means[int(res.restart_index)])
     assert res.sw_distances.shape == (3,) and np.all(np.isfinite(res.sw_distances))
 
 
