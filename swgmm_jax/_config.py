@@ -49,7 +49,7 @@ __all__ = [
     "check_config",
 ]
 
-INIT_METHODS = ("random_from_data", "kmeans++")
+INIT_METHODS = ("random_from_data", "kmeans++", "kmeans")
 _SCHEDULES = ("constant", "cosine")
 
 
@@ -164,7 +164,8 @@ class InitConfig:
     Attributes:
       method: ``"random_from_data"`` (means at distinct random data points,
         covariances ``cov_scale`` x the data covariance, weights 1/K) or
-        ``"kmeans++"`` (k-means++ seeding, then one hard-assignment M-step).
+        ``"kmeans++"`` (k-means++ seeding, then one hard-assignment M-step) or
+        ``"kmeans"`` (k-means++ seeding, Lloyd iterations, then that M-step).
       cov_scale: covariance scale of ``"random_from_data"``. Traced.
 
     Examples:

@@ -15,6 +15,10 @@ from swgmm_jax._validation import check_choice, check_data, check_key, check_pos
 __all__ = ["initialize", "init_params", "centre", "standardizer", "data_covariance", "check_fit_args"]
 
 
+KMEANS_ITERS = 100
+"""Most Lloyd iterations of the ``"kmeans"`` initialisation (it stops earlier once no centre moves)."""
+
+
 def centre(x: jax.Array) -> jax.Array:
     """``[d]`` mean of ``x[n, d]``, taken around the first point.
 
@@ -56,8 +60,8 @@ def _random_from_data(key, x, n_components, cov_scale, reg_covar):
     return weights, means, covs
 
 
-def _kmeans_pp(key, x, n_components, reg_covar):
-    """k-means++ seeding (D^2 sampling), then one hard-assignment M-step."""
+def _kmeans_pp(key, x, n_components, reg_covar, lloyd_iters=0):
+    """k-means++ seeding (D^2 sampling), ``lloyd_iters`` Lloyd iterations, then one hard-assignment M-step."""
     n, d = x.shape
     keys = jax.random.split(key, n_components)
     first = x[jax.random.randint(keys[0], (), 0, n)]
@@ -72,11 +76,27 @@ def _kmeans_pp(key, x, n_components, reg_covar):
         return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c[None, :]) ** 2, axis=1))
 
     centres, _ = jax.lax.fori_loop(1, n_components, body, (centres, d2))
-    sq = jnp.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
-    resp = jax.nn.one_hot(jnp.argmin(sq, axis=1), n_components, dtype=x.dtype)
-    nk = jnp.sum(resp, axis=0)
+    x_sq = jnp.sum(x * x, axis=1, keepdims=True)
+
+    def assign(centres):
+        # |x - c|^2 without the [n, K, d] difference tensor; the argmin needs no |x|^2 but keep it
+        # so that the values are distances.
+        sq = x_sq - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
+        resp = jax.nn.one_hot(jnp.argmin(sq, axis=1), n_components, dtype=x.dtype)
+        nk = jnp.sum(resp, axis=0)
+        means = jnp.where(nk[:, None] > 0, resp.T @ x / jnp.maximum(nk, 1.0)[:, None], centres)
+        return resp, nk, means
+
+    def lloyd(carry):
+        it, centres, _ = carry
+        new = assign(centres)[2]
+        return it + 1, new, jnp.any(new != centres)
+
+    _, centres, _ = jax.lax.while_loop(
+        lambda c: (c[0] < lloyd_iters) & c[2], lloyd, (jnp.int32(0), centres, jnp.bool_(True))
+    )
+    resp, nk, means = assign(centres)
     safe = jnp.maximum(nk, 1.0)
-    means = jnp.where(nk[:, None] > 0, resp.T @ x / safe[:, None], centres)
     diff = x[None] - means[:, None]  # [K, n, d]
     covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
     covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)[None]
@@ -90,7 +110,8 @@ def init_params(key: jax.Array, x: jax.Array, n_components: int, init: InitConfi
     if init.method == "random_from_data":
         w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar)
     else:
-        w, m, c = _kmeans_pp(key, x, n_components, reg_covar)
+        lloyd_iters = KMEANS_ITERS if init.method == "kmeans" else 0
+        w, m, c = _kmeans_pp(key, x, n_components, reg_covar, lloyd_iters)
     return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype))
 
 
@@ -113,7 +134,9 @@ def initialize(
         covariances ``cov_scale`` x the data covariance (+ ``reg_covar``),
         weights ``1/K`` (the paper's random initialisation); ``"kmeans++"``:
         k-means++ seeds, then weights, means and covariances of the points
-        nearest to each seed.
+        nearest to each seed; ``"kmeans"``: k-means++ seeds, then Lloyd's
+        iterations until no centre moves (at most 100), then the same moments
+        of the final clusters (scikit-learn's default initialisation).
       cov_scale: see ``method``.
       reg_covar: covariance floor, in the units of ``x``.
 

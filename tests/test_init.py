@@ -86,7 +86,27 @@ def test_kmeans_pp_one_component_per_separated_cluster(seed):
         np.testing.assert_allclose(c[j], np.cov(pts.T, bias=True) + reg * np.eye(2), rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("method", ["random_from_data", "kmeans++"])
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_ends_at_a_lloyd_fixed_point(seed):
+    """Overlapping clusters, where the k-means++ seeds alone are not a clustering: after Lloyd's
+    iterations every mean is the centroid of the points nearest to it (NumPy), and the weights and
+    covariances are those cells' moments."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(size=(150, 2)) + c for c in ([0, 0], [2.5, 0], [0, 2.5])])
+    n, k, reg = x.shape[0], 3, 1e-3
+    params = sw.initialize(jax.random.key(seed), x, k, method="kmeans", reg_covar=reg)
+    _check_valid(params, k, 2, reg)
+    w, m, c = (np.asarray(a) for a in sw.to_moments(params))
+    cell = np.argmin(np.linalg.norm(x[:, None, :] - m[None], axis=-1), axis=1)
+    for j in range(k):
+        pts = x[cell == j]
+        np.testing.assert_allclose(m[j], pts.mean(0), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(w[j], (len(pts) + 1) / (n + k), rtol=1e-12)
+        np.testing.assert_allclose(c[j], np.cov(pts.T, bias=True) + reg * np.eye(2), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["random_from_data", "kmeans++", "kmeans"])
 def test_initialize_degenerate_data(degenerate_x, method):
     name, x = degenerate_x
     params = sw.initialize(jax.random.key(0), x, 3, method=method, reg_covar=1e-6)
