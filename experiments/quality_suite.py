@@ -672,6 +672,9 @@ def main(argv=None) -> dict | None:
     args = parse_args(argv)
     if args.compare:
         runs = {path: _common.load_json(path) for path in args.compare}
+        missing = [path for path, d in runs.items() if d is None]
+        if missing:
+            raise SystemExit(f"no such results file: {missing}")
         print("\n".join(report.quality_compare(runs)))
         return None
     scale = _common.scale_settings(SCALES, args.scale)

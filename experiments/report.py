@@ -264,7 +264,8 @@ def quality_suite(d, stem: str = "quality_suite") -> list[str]:
         "| at reference NLL | degenerate fits (low weight, covariance at the floor) | wall s (compile) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, o in d["overall"].items():
+    for name in [m for m in methods if m in d["overall"]]:  # the run's order (the JSON's keys are sorted)
+        o = d["overall"][name]
         rec = "–" if o["mean_recovery"] is None else _pct(o["mean_recovery"])
         lines.append(
             f"| {name} | {rec} | {o['problems_recovery_ge_90pct']} of {o['n_truth_problems']} "
@@ -272,7 +273,7 @@ def quality_suite(d, stem: str = "quality_suite") -> list[str]:
             f"| {o['n_degenerate']} of {o['n_fits']}{_degenerate_kinds(o)} "
             f"| {o['wall_s']:.0f} ({o['compile_s']:.0f}) |"
         )
-    lines += [""] + [f"- `{m}`: {text}" for m, text in d["method_descriptions"].items()]
+    lines += [""] + [f"- `{m}`: {d['method_descriptions'][m]}" for m in methods]
     groups: dict[str, list] = {}
     for p in problems:
         groups.setdefault(p["spec"]["group"], []).append(p)
