@@ -29,7 +29,12 @@ overrides), ``sw+em`` (those fits polished by EM to convergence), ``sw_robust``
 initialisations), ``sklearn_n1`` / ``sklearn_n10`` (scikit-learn's
 ``GaussianMixture``, k-means init, ``n_init`` 1 / 10, one fit per restart seed).
 SW and the EM of the same initialisation method start from the same parameters.
-EM everywhere: tol 1e-6, at most 1,000 iterations, ``reg_covar`` 1e-6.
+EM everywhere: tol 1e-6, at most 1,000 iterations, ``reg_covar`` 1e-6; scikit-learn on one
+BLAS/OpenMP thread (``--sklearn-threads``) and, at the quick scale, on 10 seeds for ``n_init=10``.
+
+Scales: ``quick`` (8 problems, n <= 4,000, 20 restarts: the issue's 5-D problem with its truth
+and half its points; SW's cost per step grows with n), ``full`` (24 problems, n up to 100,000,
+the issue's two problems as measured, 50 restarts), ``smoke`` (2 tiny problems, for the tests).
 
 Metrics, per problem and method, over the restarts:
 
@@ -144,7 +149,7 @@ QUICK = (
     Synthetic("d5_k5_moderate_aniso10", G_LOW, 5, 5, 1500, "moderate", 10.0, seed=6),
     dataclasses.replace(ISSUE_5D, name="issue_d5_k4_n4000", n=4000),
     Synthetic("d10_k8_well_wmin0.05", G_HIGH, 10, 8, 2000, "well", weights=0.05, seed=4),
-    Synthetic("d50_k5_well", G_HIGH, 50, 5, 2000, "well", seed=5),
+    Synthetic("d20_k5_well", G_HIGH, 20, 5, 1500, "well", seed=8),
     Real("iris", G_REAL, "iris", 3),
     Real("ring_square_line", G_REAL, "ring_square_line", 10),
 )
@@ -152,6 +157,7 @@ FULL = QUICK + (
     ISSUE_5D,
     ISSUE_20D,
     Synthetic("d2_k3_overlapping", G_LOW, 2, 3, 3000, "overlapping", seed=3),
+    Synthetic("d50_k5_well", G_HIGH, 50, 5, 2000, "well", seed=5),
     Synthetic("d2_k16_moderate_aniso30_wmin0.02", G_LOW, 2, 16, 20000, "moderate", 30.0, 0.02, seed=13),
     Synthetic("d2_k32_well_aniso10_n100k", G_LOW, 2, 32, 100000, "well", 10.0, seed=14),
     Synthetic("d2_k4_well_aniso100_n50k", G_LOW, 2, 4, 50000, "well", 100.0, seed=22),
@@ -445,12 +451,17 @@ def spread_basis(x: np.ndarray) -> tuple[np.ndarray, float]:
     return vec[:, lam >= FLOOR_REL * v], v
 
 
-def degenerate(weights_hat, covs_hat, basis: np.ndarray, mean_var: float) -> bool:
-    """The module docstring's degeneracy rule, for one fit."""
+def min_relative_eigenvalue(covs_hat, basis: np.ndarray, mean_var: float) -> float:
+    """Smallest eigenvalue of any component's covariance on the data's spread directions, over ``v``."""
     covs = np.asarray(covs_hat, np.float64)
     restricted = np.einsum("di,kde,ej->kij", basis, covs, basis)
-    lam_min = np.linalg.eigvalsh(restricted)[:, 0]
-    return bool(np.min(weights_hat) < MIN_WEIGHT or np.min(lam_min) < FLOOR_REL * mean_var)
+    return float(np.linalg.eigvalsh(restricted)[:, 0].min() / mean_var)
+
+
+def degenerate(weights_hat, covs_hat, basis: np.ndarray, mean_var: float) -> bool:
+    """The module docstring's degeneracy rule, for one fit."""
+    low_weight = np.min(weights_hat) < MIN_WEIGHT
+    return bool(low_weight or min_relative_eigenvalue(covs_hat, basis, mean_var) < FLOOR_REL)
 
 
 _nll = jax.jit(jax.vmap(lambda p, x: -sw.log_likelihood(p, x), (0, None)))
@@ -474,6 +485,8 @@ def evaluate(params, data: ProblemData, basis, mean_var) -> dict:
         "nll": np.asarray(_nll(params, x), np.float64),
         "sw": np.asarray(_sw_eval(params, x, jax.random.key(EVAL_SEED)), np.float64),
         "degenerate": np.array([degenerate(w[r], c[r], basis, mean_var) for r in range(w.shape[0])]),
+        "min_weight": w.min(axis=1).astype(np.float64),
+        "min_eig_rel": np.array([min_relative_eigenvalue(c[r], basis, mean_var) for r in range(w.shape[0])]),
     }
     if data.truth is not None:
         out["recovered"] = np.array([recovered(w[r], m[r], data.truth) for r in range(w.shape[0])])
@@ -492,6 +505,8 @@ def method_summary(row: dict) -> dict:
         "at_ref": float(np.mean(gap <= AT_REF)),
         "sw_median": float(np.median(row["sw"])),
         "n_degenerate": int(np.sum(row["degenerate"])),
+        "n_low_weight": int(np.sum(np.asarray(row["min_weight"]) < MIN_WEIGHT)),
+        "n_floor_cov": int(np.sum(np.asarray(row["min_eig_rel"]) < FLOOR_REL)),
         "n_fits": int(gap.size),
         "purity_median": float(np.median(row["purity"])) if "purity" in row else None,
         "wall_s": row["wall_s"],
@@ -615,6 +630,8 @@ def overall(problems: list[dict]) -> dict:
             "worst_gap": float(np.max([r["nll_gap_worst"] for r in rows])),
             "mean_at_ref": float(np.mean([r["at_ref"] for r in rows])),
             "n_degenerate": int(sum(r["n_degenerate"] for r in rows)),
+            "n_low_weight": int(sum(r["n_low_weight"] for r in rows)),
+            "n_floor_cov": int(sum(r["n_floor_cov"] for r in rows)),
             "n_fits": int(sum(r["n_fits"] for r in rows)),
             "wall_s": float(sum(r["wall_s"] for r in rows)),
             "compile_s": float(sum(r["compile_s"] for r in rows)),
@@ -655,6 +672,9 @@ def main(argv=None) -> dict | None:
     args = parse_args(argv)
     if args.compare:
         runs = {path: _common.load_json(path) for path in args.compare}
+        missing = [path for path, d in runs.items() if d is None]
+        if missing:
+            raise SystemExit(f"no such results file: {missing}")
         print("\n".join(report.quality_compare(runs)))
         return None
     scale = _common.scale_settings(SCALES, args.scale)

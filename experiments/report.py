@@ -232,6 +232,12 @@ def _quality_cell(summary) -> str:
     return _gap(summary["nll_gap_median"]) + ("" if pur is None else f" ({pur:.2f})")
 
 
+def _degenerate_kinds(o) -> str:
+    if "n_low_weight" not in o or not o["n_degenerate"]:
+        return ""
+    return f" (weight {o['n_low_weight']}, covariance {o['n_floor_cov']})"
+
+
 def quality_suite(d, stem: str = "quality_suite") -> list[str]:
     """The fit-quality suite: methods overall, one table per problem group, SW against EM."""
     st, run, problems = d["settings"], d["run"], d["problems"]
@@ -255,17 +261,19 @@ def quality_suite(d, stem: str = "quality_suite") -> list[str]:
         + ".",
         "",
         "| method | mean recovery | problems ≥ 90% recovered | median of median NLL gaps | worst gap "
-        "| at reference NLL | degenerate fits | wall s (compile) |",
+        "| at reference NLL | degenerate fits (low weight, covariance at the floor) | wall s (compile) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, o in d["overall"].items():
+    for name in [m for m in methods if m in d["overall"]]:  # the run's order (the JSON's keys are sorted)
+        o = d["overall"][name]
         rec = "–" if o["mean_recovery"] is None else _pct(o["mean_recovery"])
         lines.append(
             f"| {name} | {rec} | {o['problems_recovery_ge_90pct']} of {o['n_truth_problems']} "
             f"| {_gap(o['median_of_median_gaps'])} | {_gap(o['worst_gap'])} | {_pct(o['mean_at_ref'])} "
-            f"| {o['n_degenerate']} of {o['n_fits']} | {o['wall_s']:.0f} ({o['compile_s']:.0f}) |"
+            f"| {o['n_degenerate']} of {o['n_fits']}{_degenerate_kinds(o)} "
+            f"| {o['wall_s']:.0f} ({o['compile_s']:.0f}) |"
         )
-    lines += [""] + [f"- `{m}`: {text}" for m, text in d["method_descriptions"].items()]
+    lines += [""] + [f"- `{m}`: {d['method_descriptions'][m]}" for m in methods]
     groups: dict[str, list] = {}
     for p in problems:
         groups.setdefault(p["spec"]["group"], []).append(p)

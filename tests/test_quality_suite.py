@@ -42,13 +42,18 @@ def test_smoke_run_writes_every_method_and_metric(smoke_run):
     for p in on_disk["problems"]:
         assert set(p["methods"]) == set(methods)
         for name, row in p["methods"].items():
-            for k in ("nll", "nll_gap", "sw", "degenerate", "purity"):
+            for k in ("nll", "nll_gap", "sw", "degenerate", "purity", "min_weight", "min_eig_rel"):
                 assert len(row[k]) == r, (p["spec"]["name"], name, k)
             assert ("recovered" in row) == (p is synthetic)
             s = row["summary"]
             assert s["nll_gap_median"] <= s["nll_gap_worst"] and 0 <= s["at_ref"] <= 1
             assert 0 <= s["compile_s"] <= s["wall_s"] and 0 <= s["n_degenerate"] <= s["n_fits"] == r
             assert all(0 < v <= 1 for v in row["purity"])
+            low = [
+                w < qs.MIN_WEIGHT or e < qs.FLOOR_REL
+                for w, e in zip(row["min_weight"], row["min_eig_rel"], strict=True)
+            ]
+            assert low == row["degenerate"] and s["n_degenerate"] <= s["n_low_weight"] + s["n_floor_cov"]
             if name.startswith(("em", "sklearn", "sw+em")):
                 assert len(row["n_iter"]) == r and s["n_iter_max"] >= 1
         # Without truth the reference is the best non-degenerate fit: no such fit lies below it.
@@ -125,6 +130,7 @@ def test_degeneracy_rule():
     collapsed = c.copy()
     collapsed[2] = np.diag([1.0, 1e-7])
     assert qs.degenerate(w, collapsed, basis, v)
+    assert qs.min_relative_eigenvalue(collapsed, basis, v) == pytest.approx(1e-7 / v, rel=1e-6)
     # A direction in which the data does not spread at all is left out of the test.
     x3 = np.concatenate([x, np.zeros((x.shape[0], 1), np.float32)], axis=1)
     basis3, v3 = qs.spread_basis(x3)
