@@ -364,7 +364,9 @@ class EMConfig:
 
     Attributes:
       max_iter: maximum EM iterations.
-      tol: stop when the mean log-likelihood changes by less than ``tol``. Traced.
+      tol: stop when the mean log-likelihood changes by less than ``tol``, or
+        than 8 units of its rounding in the data's dtype if that is larger
+        (``8 eps |ll|``: float32 cannot resolve 1e-6 at ``|ll| > 1``). Traced.
       reg_covar: added to every covariance's diagonal after each M-step, in the
         units of the data (scikit-learn's convention). Traced.
       init: initialisation method, as :class:`InitConfig` ``method``.

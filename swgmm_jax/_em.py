@@ -122,6 +122,9 @@ def _fit_em_single(key, x, init, n_components: int, config: EMConfig) -> EMResul
     return EMResult(rescale_params(params, c, 1.0), hist, n_iter, conv, nll, accepted)
 
 
+_TOL_ULPS = 8  # the convergence test's floor, in units of the log-likelihood's rounding
+
+
 def _em_loop(xc, moments0, reg, config: EMConfig):
     """EM iterations until ``tol`` or ``max_iter``: ``(moments, n_iter, converged, history)``."""
     hist0 = jnp.full((config.max_iter,), jnp.nan, xc.dtype)
@@ -133,7 +136,10 @@ def _em_loop(xc, moments0, reg, config: EMConfig):
     def body(carry):
         moments, prev, it, _, hist = carry
         moments, ll = em_step(xc, moments, reg)
-        return moments, ll, it + 1, jnp.abs(ll - prev) < config.tol, hist.at[it].set(-ll)
+        # tol, but never below the resolution of the mean log-likelihood in its dtype: in float32 at
+        # d = 50 (|ll| ~ 69, resolution 8e-6) tol = 1e-6 could not be met, and EM ran max_iter times.
+        tol = jnp.maximum(config.tol, _TOL_ULPS * jnp.finfo(xc.dtype).eps * jnp.abs(ll))
+        return moments, ll, it + 1, jnp.abs(ll - prev) < tol, hist.at[it].set(-ll)
 
     init_carry = (moments0, jnp.asarray(-jnp.inf, xc.dtype), jnp.int32(0), jnp.bool_(False), hist0)
     moments, _, n_iter, conv, hist = jax.lax.while_loop(cond, body, init_carry)
