@@ -175,10 +175,15 @@ FULL = QUICK + (
 # For the tests: seconds. The synthetic problem has iris's shapes, so the two share compilations.
 SMOKE = (Synthetic("smoke_d4_k3_well", G_LOW, 4, 3, 150, "well", seed=7), Real("iris", G_REAL, "iris", 3))
 # method_restarts: fewer restart seeds for a method: scikit-learn's n_init=10 runs 10 EM fits per seed,
-# sequentially on the CPU (at 20 seeds it took as long as SW on the quick problems).
+# sequentially on the CPU (at 20 seeds it took as long as SW on the quick problems); fit_robust runs 10 SW
+# restarts per call.
 SCALES = {
     "quick": dict(
-        problems=QUICK, n_restarts=20, sw={}, em_max_iter=EM_MAX_ITER, method_restarts={"sklearn_n10": 10}
+        problems=QUICK,
+        n_restarts=20,
+        sw={},
+        em_max_iter=EM_MAX_ITER,
+        method_restarts={"sklearn_n10": 10, "sw_robust": 5},
     ),
     "full": dict(problems=FULL, n_restarts=50, sw={}, em_max_iter=EM_MAX_ITER, method_restarts={}),
     "smoke": dict(problems=SMOKE, n_restarts=2, sw=dict(n_steps=20), em_max_iter=100, method_restarts={}),
@@ -371,8 +376,8 @@ def _run_sw_em(ctx: Context):
 
 
 def _run_robust(ctx: Context):
-    keys = jax.random.split(ctx.k_robust, ctx.n_restarts)
-    return _stack([sw.fit_robust(k, ctx.x, ctx.K).params for k in keys]), {}
+    keys = jax.random.split(ctx.k_robust, ctx.method_restarts.get("sw_robust", ctx.n_restarts))
+    return _stack([sw.fit_robust(k, ctx.x, ctx.K, ctx.sw_config).params for k in keys]), {}
 
 
 def _run_sklearn(n_init: int, name: str):
@@ -408,10 +413,13 @@ METHODS: dict[str, Method] = {
     "sw": Method(_run_sw, "`sw.fit_restarts` with the SW config above (inits shared with EM)", "sw"),
     "sw+em": Method(_run_sw_em, "the `sw` fits, then EM to convergence", "sw", needs=("sw",)),
     "sw_robust": Method(
-        _run_robust, "`sw.fit_robust`, once per key", "sw", available=lambda: hasattr(sw, "fit_robust")
+        _run_robust,
+        "`sw.fit_robust` with the SW config above (10 SW restarts, EM with moves, best NLL), once per key",
+        "sw",
+        available=lambda: hasattr(sw, "fit_robust"),
     ),
     "em_random": Method(_run_em("random_from_data"), "package EM from `random_from_data` inits", "em"),
-    "em_kmeans": Method(_run_em("kmeans++"), "package EM from `kmeans++` inits", "em"),
+    "em_kmeans": Method(_run_em("kmeans"), "package EM from `kmeans` inits (k-means++ seeds, Lloyd)", "em"),
     "sklearn_n1": Method(
         _run_sklearn(1, "sklearn_n1"), "scikit-learn GaussianMixture, k-means init, n_init=1", "em"
     ),
