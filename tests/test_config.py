@@ -84,7 +84,7 @@ def test_traced_values_pass_through_jit_and_vmap():
         ({"n_levels": 0}, ValueError, "n_levels"),
         ({"quantile_iters": 2.5}, TypeError, "quantile_iters"),
         ({"sort": "gpu"}, ValueError, "sort"),
-        ({"init": "kmeans"}, ValueError, "init"),
+        ({"init": "kmedoids"}, ValueError, "init"),
         ({"relocations": -1}, ValueError, "relocations"),
         ({"relocation_temperature": -0.1}, ValueError, "relocation_temperature"),
         ({"learn_weights": 1}, TypeError, "learn_weights"),
