@@ -12,7 +12,8 @@ of that basin. :func:`fit_robust` therefore runs
 2. EM from every one of them (:func:`swgmm_jax.fit_em_restarts`, one vmapped
    call; with ``em_config.relocations`` rounds of likelihood-accepted
    merge-and-relocate moves after convergence);
-3. the restart with the largest log-likelihood, skipping any that diverged.
+3. the restart with the largest log-likelihood, skipping any that diverged
+   (:func:`swgmm_jax.select_best`).
 
 EM is cheap next to the SW fits, so every restart is polished rather than a
 few picked by SW distance first.
@@ -20,7 +21,6 @@ few picked by SW distance first.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -29,9 +29,9 @@ import jax.numpy as jnp
 from swgmm_jax._config import EMConfig, FitConfig, check_config
 from swgmm_jax._em import EMResult, fit_em_restarts
 from swgmm_jax._fit import FitResult, fit_restarts
-from swgmm_jax._params import GMMParams, log_likelihood
-from swgmm_jax._sliced import sliced_loss
-from swgmm_jax._validation import check_data, check_positive_int
+from swgmm_jax._params import GMMParams
+from swgmm_jax._select import select_best
+from swgmm_jax._validation import check_positive_int
 
 __all__ = ["RobustResult", "fit_robust"]
 
@@ -47,7 +47,7 @@ class RobustResult(NamedTuple):
       params: the chosen fit's ``GMMParams``, in the caller's units.
       restart_index: ``[]`` which restart it is.
       log_likelihoods: ``[R]`` mean log-likelihood of every restart after EM
-        (``-inf`` for one that diverged).
+        (NaN for one that diverged, which is never chosen).
       sw_distances: ``[R]`` ``SW_p^p`` of every SW fit before EM, on the same
         fixed directions (128 directions, 256 levels per slice).
       sw_result: the batched :class:`swgmm_jax.FitResult` of the SW fits.
@@ -67,19 +67,6 @@ class RobustResult(NamedTuple):
     sw_distances: jax.Array
     sw_result: FitResult
     em_result: EMResult
-
-
-@functools.partial(jax.jit, static_argnames=("p",))
-def _choose(key, sw_params, em_params, x, p):
-    ll = jax.vmap(log_likelihood, (0, None))(em_params, x)
-    finite = jnp.isfinite(ll) & jax.tree.reduce(
-        jnp.logical_and,
-        jax.tree.map(lambda a: jnp.all(jnp.isfinite(a), axis=tuple(range(1, a.ndim))), em_params),
-    )
-    ll = jnp.where(finite, ll, -jnp.inf)
-    swd = jax.vmap(lambda pr: sliced_loss(key, pr, x, n_projections=128, n_levels=256, p=p))(sw_params)
-    i = jnp.argmax(ll)
-    return i, ll, swd, jax.tree.map(lambda a: a[i], em_params)
 
 
 def fit_robust(
@@ -127,5 +114,7 @@ def fit_robust(
     k_sw, k_em, k_eval = jax.random.split(key, 3)
     sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh)
     em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
-    i, ll, swd, best = _choose(k_eval, sw_res.params, em_res.params, check_data(x, "x"), config.slicing.p)
-    return RobustResult(best, i, ll, swd, sw_res, em_res)
+    # select_best skips diverged restarts (and raises if all did); the SW scores are diagnostics only.
+    _, swd, _ = select_best(k_eval, sw_res, x, "sw", n_projections=128, p=config.slicing.p, n_levels=256)
+    i, ll, best = select_best(None, em_res, x, "log_likelihood")
+    return RobustResult(best.params, jnp.asarray(i), ll, swd, sw_res, em_res)

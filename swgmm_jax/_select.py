@@ -28,6 +28,10 @@ def _restart_sw(key, params, x, n_projections, p, n_levels):
     return jax.vmap(one)(params)
 
 
+# At module level: a jit of a fresh vmap on every call would trace and compile again each time.
+_restart_ll = jax.jit(jax.vmap(log_likelihood, (0, None)))
+
+
 def select_best(
     key: jax.Array | None,
     result: Any,
@@ -90,7 +94,7 @@ def select_best(
         check_key(key)
         scores = _restart_sw(key, params, x, n_projections, float(p), n_levels)
     else:
-        scores = jax.jit(jax.vmap(log_likelihood, (0, None)))(params, x)
+        scores = _restart_ll(params, x)
     finite = np.isfinite(np.asarray(scores))
     for leaf in params:
         finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(n_restarts, -1), axis=1)

@@ -184,7 +184,7 @@ def _table(log_w, means, scales):
     return t, jax.lax.cummax(cdf, axis=last), jax.lax.cummin(sf, axis=last), pdf
 
 
-def _start(z, zc, lower, log_w, means, scales):
+def _start(z, zc, lower, tail, sgn, log_w, means, scales):
     """Bracket ``lo <= q <= hi`` and Newton start of each level, from :func:`_table`.
 
     Each level falls between two neighbouring table points (a binary search on
@@ -203,8 +203,6 @@ def _start(z, zc, lower, log_w, means, scales):
     i_lo = search(flat(cdf), flat(z)).reshape(z.shape)
     i_up = search(flat(-sf), flat(-zc)).reshape(z.shape)
     idx = jnp.where(lower, i_lo, i_up)  # table points left of the quantile
-    tail = jnp.where(lower, z, zc)
-    sgn = jnp.where(lower, 1.0, -1.0).astype(z.dtype)
 
     def at(a, i):
         return jnp.take_along_axis(a, jnp.clip(i, 0, n_table - 1), axis=-1)
@@ -242,7 +240,7 @@ def _solve(z, zc, log_weights, means, scales, quantile_iters):
     tail = jnp.where(lower, z, zc)
     log_tail = jnp.log(tail)
     sgn = jnp.where(lower, 1.0, -1.0).astype(z.dtype)
-    lo, hi, x0 = _start(z, zc, lower, log_w, means, scales)
+    lo, hi, x0 = _start(z, zc, lower, tail, sgn, log_w, means, scales)
     # Per-component constants: the loop body costs one erfc and one exp per
     # (component, level), in linear space; log T is taken of the sum only.
     # Where every component's tail underflows (far outside all of them) log T
