@@ -328,12 +328,12 @@ class Context:
         self.sklearn_seeds = [1000 * spec.seed + r for r in range(n_restarts)]
         self.fits, self.extras, self.timing, self._inits = {}, {}, {}, {}
 
-    def init(self, method: str, cov_scale: float = 0.1):
+    def init(self, method: str, cov_scale: float = 0.1, n_init: int = 10):
         """``[R]`` initial parameters from the restart keys (shared by every method that uses them)."""
-        if (method, cov_scale) not in self._inits:
-            one = lambda k: sw.initialize(k, self.x, self.K, method=method, cov_scale=cov_scale)
-            self._inits[method, cov_scale] = jax.vmap(one)(self.init_keys)
-        return self._inits[method, cov_scale]
+        if (method, cov_scale, n_init) not in self._inits:
+            one = lambda k: sw.initialize(k, self.x, self.K, method=method, cov_scale=cov_scale, n_init=n_init)
+            self._inits[method, cov_scale, n_init] = jax.vmap(one)(self.init_keys)
+        return self._inits[method, cov_scale, n_init]
 
     def fitted(self, name: str):
         """The ``[R]`` fits of method ``name`` (run and timed on first use)."""
@@ -353,7 +353,13 @@ def _stack(params_list):
 
 def _run_sw(ctx: Context):
     cfg = ctx.sw_config
-    init = ctx.init(cfg.init, cfg.init_cov_scale)
+    init = ctx.init(cfg.init, cfg.init_cov_scale, cfg.kmeans_n_init)
+    return sw.fit_restarts(ctx.k_sw, ctx.x, ctx.K, ctx.n_restarts, cfg, init=init).params, {}
+
+
+def _run_sw_random(ctx: Context):
+    cfg = ctx.sw_config
+    init = ctx.init("random_from_data", cfg.init_cov_scale)
     return sw.fit_restarts(ctx.k_sw, ctx.x, ctx.K, ctx.n_restarts, cfg, init=init).params, {}
 
 
@@ -411,6 +417,9 @@ def _run_sklearn(n_init: int, name: str):
 
 METHODS: dict[str, Method] = {
     "sw": Method(_run_sw, "`sw.fit_restarts` with the SW config above (inits shared with EM)", "sw"),
+    "sw_random": Method(
+        _run_sw_random, "`sw` from `random_from_data` inits (the paper's; shared with `em_random`)", "sw"
+    ),
     "sw+em": Method(_run_sw_em, "the `sw` fits, then EM to convergence", "sw", needs=("sw",)),
     "sw_robust": Method(
         _run_robust,
@@ -419,7 +428,7 @@ METHODS: dict[str, Method] = {
         available=lambda: hasattr(sw, "fit_robust"),
     ),
     "em_random": Method(_run_em("random_from_data"), "package EM from `random_from_data` inits", "em"),
-    "em_kmeans": Method(_run_em("kmeans"), "package EM from `kmeans` inits (k-means++ seeds, Lloyd)", "em"),
+    "em_kmeans": Method(_run_em("kmeans"), "package EM from `kmeans` inits (best of 10 greedy k-means++/Lloyd runs)", "em"),
     "sklearn_n1": Method(
         _run_sklearn(1, "sklearn_n1"), "scikit-learn GaussianMixture, k-means init, n_init=1", "em"
     ),

@@ -388,7 +388,7 @@ def main(argv=None):
     reloc_config = sw.FitConfig(**scale["sw"], **scale.get("sw_reloc", {}))
     em_reloc_config = sw.EMConfig(max_iter=1000, tol=1e-6, relocations=scale.get("em_relocations", 0))
     methods = scale["methods"]
-    init = jax.vmap(lambda k: sw.initialize(k, xj, K))(
+    init = jax.vmap(lambda k: sw.initialize(k, xj, K, method="random_from_data"))(
         jax.random.split(jax.random.key(args.seed), n_restarts)
     )
 

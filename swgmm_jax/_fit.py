@@ -227,6 +227,9 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
         xb = (x_batch - state.centre[None, :]) / state.scale
         loss, grads = jax.value_and_grad(loss_fn)(state.params, xb, key)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        if config.optimizer.scale_with_dim and state.params.dim > 2:
+            factor = (2.0 / state.params.dim) ** 0.5
+            updates = jax.tree.map(lambda u: u * jnp.asarray(factor, u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
         return state._replace(params=params, opt_state=opt_state), loss * state.scale**slicing.p
 

@@ -49,7 +49,7 @@ def _check_valid(params, floor):
 @pytest.mark.usefixtures("x64")
 def test_em_step_matches_one_sklearn_iteration(key):
     config = sw.EMConfig(reg_covar=1e-4)
-    init = sw.initialize(key, X, K)
+    init = sw.initialize(key, X, K, method="random_from_data")
     moments = sw.to_moments(init)
     (w, m, c), ll = jax.jit(sw.em_step)(jnp.asarray(X), moments, jnp.asarray(config.reg_covar))
     gm = _sklearn_from(moments, config, max_iter=1)
@@ -67,7 +67,7 @@ def test_em_step_matches_one_sklearn_iteration(key):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fit_em_matches_sklearn(seed):
     config = sw.EMConfig()  # tol 1e-3, max_iter 100, reg_covar 1e-6, as scikit-learn's defaults
-    init = sw.initialize(jax.random.key(seed), X, K)
+    init = sw.initialize(jax.random.key(seed), X, K, method="random_from_data")
     res = sw.fit_em(jax.random.key(seed), X, K, config, init=init)
     assert res.params.means.dtype == jnp.float64
     gm = _sklearn_from(sw.to_moments(init), config).fit(X)
@@ -88,7 +88,7 @@ def test_fit_em_without_init_uses_key(key):
     b = sw.fit_em(key, X, K)
     jax.tree.map(np.testing.assert_array_equal, a, b)
     # Same initial parameters as sw.initialize with that key.
-    c = sw.fit_em(key, X, K, init=sw.initialize(key, X, K))
+    c = sw.fit_em(key, X, K, init=sw.initialize(key, X, K, method="random_from_data"))
     np.testing.assert_allclose(a.params.means, c.params.means, rtol=1e-8, atol=1e-8)
     assert int(a.n_iter) == int(c.n_iter)
 

@@ -1,5 +1,7 @@
 """Data statistics and random initialisations (``swgmm_jax._init``) against NumPy oracles."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -49,14 +51,15 @@ def test_random_from_data_matches_numpy(key):
 
 def test_random_from_data_is_keyed(key):
     x = np.random.default_rng(1).normal(size=(40, 2)).astype(np.float32)
-    a = sw.initialize(key, x, 3)
-    np.testing.assert_array_equal(a.means, sw.initialize(key, x, 3).means)
-    assert not np.array_equal(a.means, sw.initialize(jax.random.key(1), x, 3).means)
+    init = functools.partial(sw.initialize, method="random_from_data")
+    a = init(key, x, 3)
+    np.testing.assert_array_equal(a.means, init(key, x, 3).means)
+    assert not np.array_equal(a.means, init(jax.random.key(1), x, 3).means)
     # vmap over keys gives one initialisation per restart, each equal to its own call.
     keys = jax.random.split(key, 3)
-    batched = jax.vmap(sw.initialize, (0, None, None))(keys, x, 3)
+    batched = jax.vmap(init, (0, None, None))(keys, x, 3)
     assert batched.means.shape == (3, 3, 2)
-    np.testing.assert_allclose(batched.means[1], sw.initialize(keys[1], x, 3).means)
+    np.testing.assert_allclose(batched.means[1], init(keys[1], x, 3).means)
 
 
 # ---------------------------------------------------------------- kmeans++
@@ -166,3 +169,43 @@ def test_initialize_errors_name_the_argument(kwargs, err, match):
     key, x, k = args.pop("key"), args.pop("x"), args.pop("n_components")
     with pytest.raises(err, match=match):
         sw.initialize(key, x, k, **args)
+
+
+def test_kmeans_n_init_keeps_the_lowest_inertia():
+    """``n_init`` runs from ``split(key, n_init)``; the kept clustering is the one of least k-means
+    inertia (NumPy), each run equal to a single-run call on its key."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(size=(60, 3)) + c for c in np.eye(3) * 3.0] + [rng.normal(size=(60, 3))])
+    x = x.astype(np.float32)
+    key, k = jax.random.key(4), 4
+
+    def inertia(means):
+        return np.sum(np.min(np.sum((x[:, None] - np.asarray(means)[None]) ** 2, axis=-1), axis=1))
+
+    runs = [sw.initialize(kr, x, k, method="kmeans", n_init=1) for kr in jax.random.split(key, 5)]
+    scores = [inertia(r.means) for r in runs]
+    best = sw.initialize(key, x, k, method="kmeans", n_init=5)
+    np.testing.assert_allclose(best.means, runs[int(np.argmin(scores))].means, rtol=1e-5, atol=1e-5)
+    assert inertia(best.means) == pytest.approx(min(scores), rel=1e-5)
+
+
+def test_greedy_seeds_one_per_cluster():
+    """Greedy k-means++ seeds (no Lloyd iterations): on 6 separated clusters in 6-D, each seed's cell is
+    one whole cluster, for every key tried."""
+    rng = np.random.default_rng(12)
+    centres = 8.0 * np.eye(6)
+    x = np.concatenate([0.5 * rng.normal(size=(50, 6)) + c for c in centres]).astype(np.float32)
+    labels = np.repeat(np.arange(6), 50)
+    for seed in range(5):
+        params = sw.initialize(jax.random.key(seed), x, 6, method="kmeans++", n_init=1)
+        cell = np.argmin(np.sum((x[:, None] - np.asarray(params.means)[None]) ** 2, axis=-1), axis=1)
+        assert len(set(zip(cell.tolist(), labels.tolist(), strict=True))) == 6, seed
+
+
+def test_kmeans_init_vmapped_equals_single_calls():
+    x = np.random.default_rng(13).normal(size=(120, 3)).astype(np.float32)
+    keys = jax.random.split(jax.random.key(5), 3)
+    batched = jax.vmap(lambda k: sw.initialize(k, x, 4))(keys)
+    for r, k in enumerate(keys):
+        one = sw.initialize(k, x, 4)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[r], b, rtol=1e-5, atol=1e-6), batched, one)
