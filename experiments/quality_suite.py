@@ -23,12 +23,14 @@ Problems:
 
 Methods (:data:`METHODS`, a registry: name -> :class:`Method`; add one there):
 ``sw`` (``sw.fit_restarts`` with ``sw.FitConfig()`` and the ``--sw-config``
-overrides), ``sw+em`` (those fits polished by EM to convergence), ``sw_robust``
+overrides), ``sw_random`` (the same from ``random_from_data`` inits, the paper's),
+``sw+em`` (the ``sw`` fits polished by EM to convergence), ``sw_robust``
 (``sw.fit_robust``, once per key, when the package has it), ``em_random`` and
-``em_kmeans`` (the package's EM from ``random_from_data`` / ``kmeans++``
+``em_kmeans`` (the package's EM from ``random_from_data`` / ``kmeans``
 initialisations), ``sklearn_n1`` / ``sklearn_n10`` (scikit-learn's
 ``GaussianMixture``, k-means init, ``n_init`` 1 / 10, one fit per restart seed).
-SW and the EM of the same initialisation method start from the same parameters.
+SW and the EM of the same initialisation method start from the same parameters (``sw`` and
+``em_kmeans``; ``sw_random`` and ``em_random``).
 EM everywhere: tol 1e-6, at most 1,000 iterations, ``reg_covar`` 1e-6; scikit-learn on one
 BLAS/OpenMP thread (``--sklearn-threads``) and, at the quick scale, on 10 seeds for ``n_init=10``.
 
@@ -175,7 +177,7 @@ FULL = QUICK + (
 # For the tests: seconds. The synthetic problem has iris's shapes, so the two share compilations.
 SMOKE = (Synthetic("smoke_d4_k3_well", G_LOW, 4, 3, 150, "well", seed=7), Real("iris", G_REAL, "iris", 3))
 # method_restarts: fewer restart seeds for a method: scikit-learn's n_init=10 runs 10 EM fits per seed,
-# sequentially on the CPU (at 20 seeds it took as long as SW on the quick problems); fit_robust runs 10 SW
+# sequentially on the CPU (at 20 seeds it took as long as SW on the quick problems); fit_robust runs 4 SW
 # restarts per call.
 SCALES = {
     "quick": dict(
@@ -316,8 +318,10 @@ class Context:
         em_config,
         method_restarts=None,
         sklearn_threads=1,
+        robust_config=None,
     ):
         self.spec, self.data, self.n_restarts = spec, data, n_restarts
+        self.robust_config = robust_config  # None: fit_robust's own SW settings
         self.method_restarts = {} if method_restarts is None else method_restarts  # fewer for some methods
         self.sklearn_threads = sklearn_threads
         self.x = jnp.asarray(data.x)
@@ -331,7 +335,9 @@ class Context:
     def init(self, method: str, cov_scale: float = 0.1, n_init: int = 10):
         """``[R]`` initial parameters from the restart keys (shared by every method that uses them)."""
         if (method, cov_scale, n_init) not in self._inits:
-            one = lambda k: sw.initialize(k, self.x, self.K, method=method, cov_scale=cov_scale, n_init=n_init)
+            one = lambda k: sw.initialize(
+                k, self.x, self.K, method=method, cov_scale=cov_scale, n_init=n_init
+            )
             self._inits[method, cov_scale, n_init] = jax.vmap(one)(self.init_keys)
         return self._inits[method, cov_scale, n_init]
 
@@ -383,7 +389,7 @@ def _run_sw_em(ctx: Context):
 
 def _run_robust(ctx: Context):
     keys = jax.random.split(ctx.k_robust, ctx.method_restarts.get("sw_robust", ctx.n_restarts))
-    return _stack([sw.fit_robust(k, ctx.x, ctx.K, ctx.sw_config).params for k in keys]), {}
+    return _stack([sw.fit_robust(k, ctx.x, ctx.K, ctx.robust_config).params for k in keys]), {}
 
 
 def _run_sklearn(n_init: int, name: str):
@@ -423,12 +429,15 @@ METHODS: dict[str, Method] = {
     "sw+em": Method(_run_sw_em, "the `sw` fits, then EM to convergence", "sw", needs=("sw",)),
     "sw_robust": Method(
         _run_robust,
-        "`sw.fit_robust` with the SW config above (10 SW restarts, EM with moves, best NLL), once per key",
+        "`sw.fit_robust` (its defaults, or the SW config above if it overrides any setting: 4 SW restarts, "
+        "EM with moves, best NLL of the fits without a collapsed component), once per key",
         "sw",
         available=lambda: hasattr(sw, "fit_robust"),
     ),
     "em_random": Method(_run_em("random_from_data"), "package EM from `random_from_data` inits", "em"),
-    "em_kmeans": Method(_run_em("kmeans"), "package EM from `kmeans` inits (best of 10 greedy k-means++/Lloyd runs)", "em"),
+    "em_kmeans": Method(
+        _run_em("kmeans"), "package EM from `kmeans` inits (best of 10 greedy k-means++/Lloyd runs)", "em"
+    ),
     "sklearn_n1": Method(
         _run_sklearn(1, "sklearn_n1"), "scikit-learn GaussianMixture, k-means init, n_init=1", "em"
     ),
@@ -554,12 +563,22 @@ def _reference_at_truth(ctx: Context, basis, mean_var) -> dict:
 
 
 def run_problem(
-    spec, n_restarts, methods, sw_config, em_config, progress="", method_restarts=None, sklearn_threads=1
+    spec,
+    n_restarts,
+    methods,
+    sw_config,
+    em_config,
+    progress="",
+    method_restarts=None,
+    sklearn_threads=1,
+    robust_config=None,
 ) -> dict:
     """Every method on one problem: per-restart metrics and their summaries (one line printed per method)."""
     data = make_problem(spec)
     basis, mean_var = spread_basis(data.x)
-    ctx = Context(spec, data, n_restarts, sw_config, em_config, method_restarts, sklearn_threads)
+    ctx = Context(
+        spec, data, n_restarts, sw_config, em_config, method_restarts, sklearn_threads, robust_config
+    )
     out = {"spec": describe(spec), "n": int(data.x.shape[0]), "d": int(data.x.shape[1]), "K": spec.K}
     if data.truth is not None:
         out.update(_reference_at_truth(ctx, basis, mean_var))
@@ -719,6 +738,7 @@ def main(argv=None) -> dict | None:
                 progress,
                 method_restarts,
                 args.sklearn_threads,
+                robust_config=sw_config if overrides else None,
             )
         )
     result = {

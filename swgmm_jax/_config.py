@@ -407,7 +407,12 @@ class EMConfig:
         (:func:`swgmm_jax.merge_relocate`, a split-and-merge EM in the manner
         of Ueda et al. 2000): each round merges a redundant pair, re-seeds the
         freed component at a data point, runs EM to convergence from there and
-        keeps the result only if the log-likelihood rose. ``0``: plain EM.
+        keeps the result only if the log-likelihood rose and no component
+        collapsed (an eigenvalue within ``COLLAPSE_FACTOR = 10`` times
+        ``reg_covar``: the likelihood of a component on a few duplicated points
+        grows without bound as the floor shrinks; such a state scores
+        ``inf``, so a collapsed start gives way to any proposal that is not).
+        ``0``: plain EM.
       relocation_temperature: temperature of the random choice of the pair. Traced.
 
     Examples:

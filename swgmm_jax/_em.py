@@ -18,6 +18,7 @@ from jax.scipy.special import logsumexp
 from swgmm_jax._config import EMConfig, check_config
 from swgmm_jax._init import centre, check_fit_args, init_params
 from swgmm_jax._params import (
+    COLLAPSE_FACTOR,
     GMMParams,
     check_params,
     log_prob_from_moments,
@@ -151,7 +152,11 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
     """Merge-and-relocate rounds, each run to convergence and kept only if the likelihood rose."""
 
     def nll(m):
-        return -jnp.mean(logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1))
+        # A proposal that collapses a component (its likelihood unbounded as the floor goes to 0, e.g.
+        # a component on a few duplicated points) is never kept.
+        value = -jnp.mean(logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1))
+        at_floor = jnp.any(jnp.linalg.eigvalsh(m[2])[..., 0] < COLLAPSE_FACTOR * reg)
+        return jnp.where(at_floor, jnp.inf, value)
 
     def propose(current, k):
         proposal = merge_relocate(

@@ -51,6 +51,7 @@ __all__ = [
     "moments_to_params",
     "rescale_params",
     "check_params",
+    "collapsed_components",
 ]
 
 
@@ -235,6 +236,25 @@ def to_moments(params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
     rounding = (d + 1) * jnp.finfo(tril.dtype).eps * (jnp.sum(tril * tril, axis=(-2, -1)) + reg[..., 0, 0])
     cov = tril @ jnp.swapaxes(tril, -1, -2) + (reg + rounding[..., None, None]) * eye
     return params.weights, params.means, cov
+
+
+COLLAPSE_FACTOR = 10.0
+"""A component is *collapsed* when its covariance has an eigenvalue below this
+many times the floor ``reg_covar``: its own spread in some direction is lost
+in the floor (e.g. a component on a few duplicated points), where the
+likelihood is unbounded as the floor goes to 0."""
+
+
+def collapsed_components(params: GMMParams) -> jax.Array:
+    """``[..., K]`` whether each component is collapsed (see :data:`COLLAPSE_FACTOR`).
+
+    Tested on the factor: the smallest eigenvalue of ``L L^T`` is the square
+    of ``L``'s smallest singular value, free of the rounding of forming the
+    matrix.
+    """
+    sigma = jnp.linalg.svd(_tril(params.scale_tril), compute_uv=False)
+    floor = jnp.asarray(params.reg_covar)[..., None]
+    return sigma[..., -1] ** 2 < (COLLAPSE_FACTOR - 1.0) * floor
 
 
 def rescale_params(params: GMMParams, centre: Any, scale: Any) -> GMMParams:

@@ -41,6 +41,7 @@ def select_best(
     n_projections: int = 256,
     p: float = 2.0,
     n_levels: int | None = None,
+    exclude: Any = None,
 ) -> tuple[int, jax.Array, Any]:
     """Pick the best restart of a batched result.
 
@@ -56,6 +57,8 @@ def select_best(
       n_projections: directions of the ``"sw"`` criterion.
       p: transport exponent of the ``"sw"`` criterion.
       n_levels: levels per slice of the ``"sw"`` criterion.
+      exclude: optional ``[R]`` booleans: restarts never to pick (e.g. fits
+        with a collapsed component, see :func:`swgmm_jax.fit_robust`).
 
     Returns:
       ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
@@ -98,10 +101,17 @@ def select_best(
     finite = np.isfinite(np.asarray(scores))
     for leaf in params:
         finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(n_restarts, -1), axis=1)
+    if exclude is not None:
+        excluded = np.asarray(exclude)
+        if excluded.dtype != np.bool_ or excluded.shape != (n_restarts,):
+            raise ValueError(
+                f"exclude must be [{n_restarts}] booleans, got {excluded.dtype} {excluded.shape}"
+            )
+        finite &= ~excluded
     if not finite.any():
         raise ValueError(
             f"result: all {n_restarts} restarts have non-finite parameters or {criterion} scores "
-            "(diverged fits); nothing to select"
+            "(diverged fits) or are excluded; nothing to select"
         )
     sign = 1.0 if criterion == "sw" else -1.0  # smallest SW distance, largest likelihood
     idx = int(np.argmin(np.where(finite, sign * np.asarray(scores, np.float64), np.inf)))

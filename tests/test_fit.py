@@ -215,7 +215,11 @@ def test_updates_scale_with_dimension(d):
         new, _ = step(jax.random.key(2), state, x)
         moves[on] = jax.tree.map(lambda a, b: np.asarray(a - b, np.float64), new.params, state.params)
     factor = min(1.0, np.sqrt(2.0 / d))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, factor * b, rtol=1e-4, atol=1e-7), moves[True], moves[False])
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, factor * b, rtol=1e-4, atol=1e-7),
+        moves[True],
+        moves[False],
+    )
     assert np.abs(moves[False].means).max() > 0
 
 

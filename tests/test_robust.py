@@ -59,3 +59,43 @@ def test_fit_robust_validates_its_arguments():
         sw.fit_robust(jax.random.key(0), x, 4, sw.EMConfig())
     with pytest.raises(TypeError, match="config"):
         sw.fit_robust(jax.random.key(0), x, 4, CFG, em_config=CFG)
+
+
+def test_collapsed_components_against_eigenvalues():
+    """A component is collapsed when its covariance's smallest eigenvalue (NumPy, float64) is below
+    COLLAPSE_FACTOR x reg_covar."""
+    from swgmm_jax._params import COLLAPSE_FACTOR, collapsed_components
+
+    reg = 1e-4
+    covs = np.stack(
+        [np.eye(2), np.diag([1.0, 3e-4]), np.diag([1.0, 2e-3]), np.diag([1.0, 0.0])]
+    ) + reg * np.eye(2)
+    params = sw.from_moments(np.full(4, 0.25), np.zeros((4, 2)), covs, reg_covar=reg)
+    want = np.linalg.eigvalsh(covs)[:, 0] < COLLAPSE_FACTOR * reg
+    np.testing.assert_array_equal(np.asarray(collapsed_components(params)), want)
+    assert want.tolist() == [False, True, False, True]
+
+
+def test_fit_robust_skips_collapsed_fits_and_select_best_excludes():
+    """Six duplicated points attract a component whose likelihood grows without bound as the floor
+    shrinks: plain EM restarts that collapse onto them have the highest likelihood; fit_robust's
+    choice has no collapsed component and is as likely as the best EM restart that has none."""
+    from swgmm_jax._params import collapsed_components
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 6.0, np.full((6, 2), 3.0)])
+    x = x.astype(np.float32)
+    em = sw.fit_em_restarts(jax.random.key(0), x, 3, 8, sw.EMConfig(max_iter=500, tol=1e-6))
+    em_collapsed = np.asarray(collapsed_components(em.params)).any(-1)
+    i, em_ll, _ = sw.select_best(None, em, x, "log_likelihood")
+    assert em_collapsed[i] and not em_collapsed.all()  # the data does what the test is about
+    res = sw.fit_robust(jax.random.key(0), x, 3, CFG, n_restarts=4)
+    assert not np.asarray(res.collapsed)[int(res.restart_index)]
+    assert not np.asarray(collapsed_components(res.params)).any()
+    best_clean = np.max(np.asarray(em_ll)[~em_collapsed])
+    assert float(sw.log_likelihood(res.params, x)) >= best_clean - 1e-3
+    # select_best's exclude: the best restart that is not excluded.
+    j, _, _ = sw.select_best(None, em, x, "log_likelihood", exclude=em_collapsed)
+    assert j == int(np.argmax(np.where(em_collapsed, -np.inf, np.asarray(em_ll))))
+    with pytest.raises(ValueError, match="exclude"):
+        sw.select_best(None, em, x, "log_likelihood", exclude=np.zeros(2, bool))
