@@ -22,6 +22,7 @@ SCRIPTS = {
     "ring_square_line": True,
     "embedding_gmm": True,
     "quality_suite": {"quick": "quick", "paper": "full"},
+    "robust_calls": {"quick": "quick", "paper": "quick"},
     "benchmark": False,
 }
 

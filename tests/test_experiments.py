@@ -167,3 +167,18 @@ def test_missing_matplotlib_is_reported_before_the_compute(monkeypatch, tmp_path
     monkeypatch.setattr(_common, "run_info", lambda *a, **k: pytest.fail("compute started"))
     with pytest.raises(SystemExit, match=r"missing optional dependencies: matplotlib.*pip install"):
         main([*argv, "--out", str(tmp_path / "out")])
+
+
+def test_robust_calls_smoke_and_report(tmp_path):
+    """experiments.robust_calls end to end at its smoke scale, and its README section."""
+    from experiments import report, robust_calls
+
+    result = robust_calls.main(["--scale", "smoke", "--out", str(tmp_path)])
+    on_disk = json.loads((tmp_path / "robust_calls_smoke.json").read_text())
+    (row,) = on_disk["datasets"]
+    assert row["n"] == 300 and len(row["robust_nll"]) == 3 and len(row["sklearn_nll"]) == 2
+    assert row["best_nll"] == min(row["robust_nll"] + row["sklearn_nll"])
+    assert 0.0 <= row["robust_within_0.01"] <= 1.0 and row["time_ratio"] > 0
+    assert result["datasets"][0]["best_nll"] == row["best_nll"]
+    text = "\n".join(report.robust_calls(on_disk))
+    assert "| 300 |" in text and "fit_robust within" in text
