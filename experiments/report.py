@@ -326,7 +326,49 @@ def quality_suite(d, stem: str = "quality_suite") -> list[str]:
     if any(not p.get("truth_em_recovered", True) for p in problems):
         lines += ["", "† EM started at the truth does not meet the recovery rule on this sample."]
     lines += _quality_sw_vs_em(d)
+    lines += _quality_same_inits(d)
     return lines + [""]
+
+
+SAME_INIT_PAIRS = (("sw_random", "em_random", "random_from_data"), ("sw", "em_kmeans", "kmeans (best of 10)"))
+
+
+def _quality_same_inits(d, tie: float = 0.05) -> list[str]:
+    """SW against EM from the same initialisations (the suite shares them), one pair of columns per init."""
+    pairs = [p for p in SAME_INIT_PAIRS if p[0] in d["settings"]["methods"] and p[1] in d["settings"]["methods"]]
+    if not pairs:
+        return []
+    head = " | ".join(f"{a} | {b}" for a, b, _ in pairs)
+    lines = [
+        "",
+        "Pure SW against EM from the same initialisations ("
+        + "; ".join(f"`{a}` and `{b}`: {init}" for a, b, init in pairs)
+        + "), score as above:",
+        "",
+        f"| problem | {head} |",
+        "|---|" + "---|---|" * len(pairs),
+    ]
+    wins = {p[0]: {"SW": 0, "EM": 0, "tie": 0} for p in pairs}
+    for prob in d["problems"]:
+        cells = []
+        for a, b, _ in pairs:
+            sa, sb = (prob["methods"].get(m, {}).get("summary") for m in (a, b))
+            if sa is None or sb is None:
+                cells += ["–", "–"]
+                continue
+            cells += [_pct(sa["score"]), _pct(sb["score"])]
+            delta = sa["score"] - sb["score"]
+            wins[a]["tie" if abs(delta) < tie else ("SW" if delta > 0 else "EM")] += 1
+        lines.append(f"| {prob['spec']['name']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "; ".join(
+            f"from {init}: SW wins {wins[a]['SW']}, EM wins {wins[a]['EM']}, ties {wins[a]['tie']}"
+            for a, _, init in pairs
+        )
+        + ".",
+    ]
+    return lines
 
 
 def _quality_sw_vs_em(d) -> list[str]:

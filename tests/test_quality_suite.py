@@ -80,6 +80,7 @@ def test_report_renders_the_suite(smoke_run, tmp_path):
     assert "### Fit-quality suite" in text and "| sklearn_n10 |" in text
     assert "**synthetic, d <= 5**" in text and "**real data**" in text
     assert "| smoke_d4_k3_well | 150 | 4 | 3 |" in text and "Where SW beats EM" in text
+    assert "Pure SW against EM from the same initialisations" in text and "| sw_random | em_random |" in text
     (tmp_path / "quality_suite.json").write_text((out / "quality_suite_smoke.json").read_text())
     assert "### Fit-quality suite" in report.render(tmp_path)
     compared = "\n".join(report.quality_compare({"a": result, "b": result}))
