@@ -224,7 +224,8 @@ def robust_calls(d) -> list[str]:
         f"### One call for the robust fit (`experiments/robust_calls.py`, device: {run['device_kind']} "
         f"({run['backend']}))",
         "",
-        f"`sw.fit_robust(key, x, {st['K']})` with its defaults, {st['n_calls']} calls with keys 0..{st['n_calls'] - 1}, "
+        f"`sw.fit_robust(key, x, {st['K']})` with its defaults, {st['n_calls']} calls with keys "
+        f"0..{st['n_calls'] - 1}, "
         f"against scikit-learn `GaussianMixture(n_init=10)` ({st['n_sklearn']} seeds, one BLAS thread) on "
         "`sw.datasets.ring_square_line(n)`. Within x% = final NLL within x% of the best NLL any call of "
         "either method found; times are medians per call (the first `fit_robust` call, which compiles, "
@@ -236,7 +237,8 @@ def robust_calls(d) -> list[str]:
     ]
     for r in d["datasets"]:
         lines.append(
-            f"| {r['n']} | {r['best_nll']:.4f} | {_pct(r['robust_within_0.005'])} / {_pct(r['robust_within_0.01'])} "
+            f"| {r['n']} | {r['best_nll']:.4f} "
+            f"| {_pct(r['robust_within_0.005'])} / {_pct(r['robust_within_0.01'])} "
             f"| {_pct(r['sklearn_within_0.005'])} / {_pct(r['sklearn_within_0.01'])} "
             f"| {r['robust_median_s']:.2f} s | {r['sklearn_median_s']:.2f} s | {r['time_ratio']:.1f}x "
             f"| {r['robust_first_call_s']:.1f} s |"
@@ -335,7 +337,9 @@ SAME_INIT_PAIRS = (("sw_random", "em_random", "random_from_data"), ("sw", "em_km
 
 def _quality_same_inits(d, tie: float = 0.05) -> list[str]:
     """SW against EM from the same initialisations (the suite shares them), one pair of columns per init."""
-    pairs = [p for p in SAME_INIT_PAIRS if p[0] in d["settings"]["methods"] and p[1] in d["settings"]["methods"]]
+    pairs = [
+        p for p in SAME_INIT_PAIRS if p[0] in d["settings"]["methods"] and p[1] in d["settings"]["methods"]
+    ]
     if not pairs:
         return []
     head = " | ".join(f"{a} | {b}" for a, b, _ in pairs)

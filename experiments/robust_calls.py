@@ -94,7 +94,11 @@ def main(argv=None) -> dict:
         nll_s, wall_s = sklearn_fits(x, settings["n_sklearn"])
         row = {"n": n, **summarise(nll_r, wall_r, nll_s, wall_s)}
         row.update(
-            robust_nll=nll_r, robust_wall_s=wall_r, robust_collapsed=collapsed, sklearn_nll=nll_s, sklearn_wall_s=wall_s
+            robust_nll=nll_r,
+            robust_wall_s=wall_r,
+            robust_collapsed=collapsed,
+            sklearn_nll=nll_s,
+            sklearn_wall_s=wall_s,
         )
         print(
             f"  within 1% of the best NLL {row['best_nll']:.4f}: fit_robust {row['robust_within_0.01']:.0%}, "

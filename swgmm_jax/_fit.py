@@ -152,12 +152,43 @@ def _loss(key: jax.Array, params: GMMParams, x: jax.Array, slicing: SlicingConfi
     )
 
 
+def _eye_like(a: jax.Array) -> jax.Array:
+    """The identity with as many (unit) leading axes as ``a[..., d, d]`` has."""
+    return jnp.eye(a.shape[-1], dtype=a.dtype).reshape((1,) * (a.ndim - 2) + a.shape[-2:])
+
+
+def _to_log_cholesky(params: GMMParams) -> GMMParams:
+    """The optimiser's coordinates: each factor's diagonal as ``log |L_ii|`` (columns sign-flipped).
+
+    ``L diag(+-1)`` has the same ``L L^T``. In these coordinates a step changes
+    a standard deviation by a factor, not by an amount: RMSProp normalises every
+    coordinate's step to about the learning rate, so on the raw factor a
+    diagonal entry whose gradient is mostly noise (in ``d >= 10`` a slice sees
+    one direction's variance with weight ~1/d) drifted through 0, and the fits of
+    the quality suite ended with covariances at the floor in every restart.
+    """
+    lower = jnp.tril(params.scale_tril)
+    diag = jnp.diagonal(lower, axis1=-2, axis2=-1)
+    lower = lower * jnp.where(diag < 0, -1.0, 1.0).astype(lower.dtype)[..., None, :]
+    absd = jnp.abs(diag)
+    logd = jnp.log(jnp.maximum(absd, jnp.finfo(lower.dtype).tiny))
+    return params._replace(scale_tril=lower + (logd - absd)[..., None, :] * _eye_like(lower))
+
+
+def _from_log_cholesky(params: GMMParams) -> GMMParams:
+    lower = jnp.tril(params.scale_tril)
+    logd = jnp.diagonal(lower, axis1=-2, axis2=-1)
+    return params._replace(scale_tril=lower + (jnp.exp(logd) - logd)[..., None, :] * _eye_like(lower))
+
+
 def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
     """The ``init``/``step`` pair of an SW fit, for a caller's own loop.
 
     ``step`` is one RMSProp step (``optax.rmsprop``, with the config's
     schedule) on the Monte-Carlo ``SW_p^p`` of the batch it is given, on
-    directions and levels drawn from its key. Both functions are pure: they
+    directions and levels drawn from its key. The optimiser works on the
+    log-Cholesky coordinates of the covariances (each factor's diagonal as
+    its logarithm), so that a step rescales a standard deviation. Both functions are pure: they
     jit, vmap and run inside ``lax.scan``. The config's numeric
     hyperparameters may be traced (e.g. inside a ``jit`` that takes the config
     as an argument).
@@ -202,13 +233,13 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
     slicing = config.slicing
     frozen = ("reg_covar",) if config.learn_weights else ("reg_covar", "logits")
 
-    def loss_fn(params: GMMParams, xb: jax.Array, key: jax.Array) -> jax.Array:
+    def loss_fn(coords: GMMParams, xb: jax.Array, key: jax.Array) -> jax.Array:
         # Frozen leaves get a zero gradient, hence an exactly zero RMSProp update.
-        params = params._replace(**{name: jax.lax.stop_gradient(getattr(params, name)) for name in frozen})
-        return _loss(key, params, xb, slicing, mesh)
+        coords = coords._replace(**{name: jax.lax.stop_gradient(getattr(coords, name)) for name in frozen})
+        return _loss(key, _from_log_cholesky(coords), xb, slicing, mesh)
 
     def restart(state: FitState, params: GMMParams) -> FitState:
-        return state._replace(params=params, opt_state=opt.init(params))
+        return state._replace(params=params, opt_state=opt.init(_to_log_cholesky(params)))
 
     def init(key: jax.Array, x: jax.Array, n_components: int, init: GMMParams | None = None) -> FitState:
         dtype = x.dtype
@@ -225,12 +256,13 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
 
     def step(key: jax.Array, state: FitState, x_batch: jax.Array) -> tuple[FitState, jax.Array]:
         xb = (x_batch - state.centre[None, :]) / state.scale
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, xb, key)
-        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        coords = _to_log_cholesky(state.params)  # the optimiser's coordinates
+        loss, grads = jax.value_and_grad(loss_fn)(coords, xb, key)
+        updates, opt_state = opt.update(grads, state.opt_state, coords)
         if config.optimizer.scale_with_dim and state.params.dim > 2:
             factor = (2.0 / state.params.dim) ** 0.5
             updates = jax.tree.map(lambda u: u * jnp.asarray(factor, u.dtype), updates)
-        params = optax.apply_updates(state.params, updates)
+        params = _from_log_cholesky(optax.apply_updates(coords, updates))
         return state._replace(params=params, opt_state=opt_state), loss * state.scale**slicing.p
 
     return FitStep(init, step, restart)

@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal
 
 import swgmm_jax as sw
 from _helpers import count_compilations
+from swgmm_jax._fit import _to_log_cholesky
 
 TRUE_MEANS = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
 TRUE_COVS = np.stack([0.5 * np.eye(2), np.diag([0.8, 0.3]), 0.6 * np.eye(2)])
@@ -206,14 +207,19 @@ def test_recovers_separated_3d_mixture_from_random_init():
 # ---------------------------------------------------------------- public step, traced hyperparameters
 @pytest.mark.parametrize("d", [2, 8])
 def test_updates_scale_with_dimension(d):
-    """With ``scale_with_dim`` each update is ``min(1, sqrt(2 / d))`` times the plain RMSProp update."""
+    """With ``scale_with_dim`` each update is ``min(1, sqrt(2 / d))`` times the plain RMSProp update
+    (in the optimiser's log-Cholesky coordinates)."""
     x = jax.random.normal(jax.random.key(0), (200, d))
     moves = {}
     for on in (True, False):
         init, step, _ = sw.make_fit_step(sw.FitConfig(n_steps=10, scale_with_dim=on))
         state = init(jax.random.key(1), x, 2)
         new, _ = step(jax.random.key(2), state, x)
-        moves[on] = jax.tree.map(lambda a, b: np.asarray(a - b, np.float64), new.params, state.params)
+        # The optimiser's coordinates: log-Cholesky (each factor's diagonal as its logarithm).
+        before, after = _to_log_cholesky(state.params), _to_log_cholesky(new.params)
+        moves[on] = jax.tree.map(
+            lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64), after, before
+        )
     factor = min(1.0, np.sqrt(2.0 / d))
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, factor * b, rtol=1e-4, atol=1e-7),

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+import swgmm_jax as sw
 from experiments import quality_suite as qs
 from experiments import report
 

@@ -143,6 +143,7 @@ def test_sw_relocations_fixed_weights_and_restarts():
         relocation_projections=8,
         relocation_levels=16,
         learn_weights=False,
+        init="random_from_data",  # weights 1/K, kept so by the fit
     )
     res = sw.fit_restarts(jax.random.key(1), x, 3, 3, cfg)
     assert res.relocation_sw.shape == (3, 2) and res.relocation_accepted.shape == (3, 2)
