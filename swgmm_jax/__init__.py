@@ -35,7 +35,7 @@ from swgmm_jax._config import (
 )
 from swgmm_jax._distributed import initialize_distributed
 from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
-from swgmm_jax._estimator import GaussianMixture, NotFittedError
+from swgmm_jax._estimator import ConvergenceWarning, GaussianMixture, NotFittedError
 from swgmm_jax._fit import FitResult, FitState, FitStep, fit, fit_restarts, make_fit_step, run_steps
 from swgmm_jax._init import initialize, standardizer
 from swgmm_jax._mesh import make_projection_mesh
@@ -71,6 +71,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUANTILE_ITERS",
+    "ConvergenceWarning",
     "EMConfig",
     "EMResult",
     "FitConfig",

@@ -38,15 +38,57 @@ __all__ = ["GaussianMixture", "NotFittedError", "ConvergenceWarning"]
 METHODS = ("sw", "sw+em", "em", "robust")
 _INIT_PARAMS = {"kmeans": "kmeans", "k-means++": "kmeans++", "random_from_data": "random_from_data"}
 _COVARIANCE_TYPES = ("full",)
-_SW_EVAL = {"n_projections": 128, "n_levels": 256}  # the fixed directions of sliced_wasserstein_
+_SW_EVAL: dict[str, Any] = {
+    "n_projections": 128,
+    "n_levels": 256,
+}  # the fixed directions of sliced_wasserstein_
 
 
 class NotFittedError(ValueError, AttributeError):
-    """Raised when a method needing a fitted model is called before ``fit`` (as scikit-learn's)."""
+    """Raised when a method needing a fitted model is called before ``fit``.
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's ``NotFittedError``.
+
+    Examples:
+      >>> import numpy as np, swgmm_jax as sw
+      >>> try:
+      ...     sw.GaussianMixture(2).predict(np.zeros((3, 2)))
+      ... except sw.NotFittedError as err:
+      ...     print(type(err).__name__, isinstance(err, ValueError))
+      NotFittedError True
+    """
+
+
+def _not_fitted_error() -> type[NotFittedError]:
+    """:class:`NotFittedError`, also scikit-learn's ``NotFittedError`` once scikit-learn is imported.
+
+    scikit-learn's tools (``check_is_fitted``, the estimator checks) catch their own class; the
+    package never imports scikit-learn, but where the caller has, the error is both.
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "NotFittedError", None)
+    if base is None or issubclass(NotFittedError, base):
+        return NotFittedError
+    if base not in _BOTH:
+        _BOTH[base] = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
+    return _BOTH[base]
+
+
+_BOTH: dict[type, type[NotFittedError]] = {}
 
 
 class ConvergenceWarning(UserWarning):
-    """Warned when the EM phase of a fit stopped at ``max_iter`` before meeting ``tol``."""
+    """Warned by :class:`GaussianMixture` when an EM phase stopped at ``max_iter`` before meeting ``tol``.
+
+    Examples:
+      >>> import warnings, numpy as np, swgmm_jax as sw
+      >>> X = np.random.default_rng(0).normal(size=(100, 2))
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     _ = sw.GaussianMixture(3, method="em", max_iter=1, tol=0.0, random_state=0).fit(X)
+      >>> [w.category.__name__ for w in caught]
+      ['ConvergenceWarning']
+    """
 
 
 @jax.jit
@@ -67,23 +109,23 @@ def _check_array(X: Any, name: str = "X", min_samples: int = 1) -> np.ndarray:
     if arr.dtype.kind == "O":
         arr = np.asarray(X, dtype=np.float64)  # raises TypeError for non-numeric entries
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name}: complex data is not supported")
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float32 if arr.dtype == np.float32 else np.float64)
     if arr.ndim != 2:
         raise ValueError(
-            f"Expected a 2D array for {name} of shape [n_samples, n_features], got shape {arr.shape}; "
-            "reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
+            f"Expected a 2D array for {name} of shape [n_samples, n_features], got shape {arr.shape}. "
+            "Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
         )
     if arr.shape[0] < min_samples:
         raise ValueError(
             f"Found array with {arr.shape[0]} sample(s) (shape={arr.shape}) while a minimum of "
-            f"{min_samples} is required"
+            f"{min_samples} is required."
         )
     if arr.shape[1] < 1:
         raise ValueError(
-            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required"
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"Input {name} contains NaN or inf")
@@ -308,10 +350,12 @@ class GaussianMixture:
             )
         for name, low in (("tol", 0.0), ("reg_covar", 0.0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise TypeError(f"{name} must be a finite real number, got {value!r}")
-            if value < low or (name == "reg_covar" and value == 0):
-                raise ValueError(f"{name} must be {'>' if name == 'reg_covar' else '>='} 0, got {value!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {value!r}")
+            if not np.isfinite(float(value)) or value < low or (name == "reg_covar" and value == 0):
+                raise ValueError(
+                    f"{name} must be finite and {'>' if name == 'reg_covar' else '>='} 0, got {value!r}"
+                )
         for name in ("max_iter", "n_init"):
             value = getattr(self, name)
             if not _is_integer(value) or value < 1:
@@ -356,7 +400,7 @@ class GaussianMixture:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
-            raise NotFittedError(
+            raise _not_fitted_error()(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate "
                 "arguments before using this estimator."
             )
@@ -402,6 +446,7 @@ class GaussianMixture:
         if all(g is None for g in given):
             return None
         w, m, c = (np.asarray(a, np.float64) for a in to_moments(initialize(key, x, k, method=init)))
+        p: np.ndarray
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, np.float64)
             if w.shape != (k,):
