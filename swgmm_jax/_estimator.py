@@ -210,7 +210,7 @@ class GaussianMixture:
     ``n_iter_`` (EM iterations of the chosen fit; for ``"sw"`` the SW steps, and
     ``converged_`` is whether its loss stayed finite), ``lower_bound_`` (mean
     log-likelihood: for EM at its last E-step, as scikit-learn; for ``"sw"`` of
-    the final fit), ``lower_bounds_`` (``[n_iter_]`` per EM iteration; for
+    the final fit), ``lower_bounds_`` (list of ``n_iter_`` values, per EM iteration; for
     ``"sw"`` the one value), ``n_features_in_``, ``params_`` (the
     :class:`swgmm_jax.GMMParams`) and ``sliced_wasserstein_`` (``SW_p^p`` of
     the fit, data units, on 128 fixed directions with 256 levels each; ``None``
@@ -549,10 +549,11 @@ class GaussianMixture:
         self.converged_ = bool(converged)
         self.n_iter_ = n_iter
         bounds = -np.asarray(nll, np.float64)[: max(n_iter, 1) if nll.shape[0] > 1 else 1]
-        self.lower_bounds_ = bounds.astype(out)
+        self.lower_bounds_ = [out(b) for b in bounds]  # a list of NumPy scalars, as scikit-learn's
         # fit_robust's merge-and-relocate rounds run after the EM history: score the final fit.
         final = self.method == "robust"
-        self.lower_bound_ = float(_score_samples(params, x).mean()) if final else float(bounds[-1])
+        bound = float(_score_samples(params, x).mean()) if final else float(bounds[-1])
+        self.lower_bound_ = out(bound)  # a NumPy scalar of the data's dtype, as scikit-learn's
         self.n_features_in_ = int(arr.shape[1])
         if names is not None:
             self.feature_names_in_ = names
