@@ -140,6 +140,15 @@ def _feature_names(X: Any) -> np.ndarray | None:
     return names if names.size and all(isinstance(c, str) for c in names) else None
 
 
+def _caller_stacklevel() -> int:
+    """``stacklevel`` of a warning raised here that points at the first caller outside this module."""
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
@@ -414,13 +423,13 @@ class GaussianMixture:
                 f"X does not have valid feature names, but {type(self).__name__} was fitted with "
                 "feature names",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
         elif fitted_names is None and names is not None:
             warnings.warn(
                 f"X has feature names, but {type(self).__name__} was fitted without feature names",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
         elif fitted_names is not None and names is not None and not np.array_equal(names, fitted_names):
             raise ValueError("The feature names should match those that were passed during fit.")
@@ -518,7 +527,7 @@ class GaussianMixture:
             _, _, em = select_best(None, many, x, "log_likelihood")
         return em.params, em.n_iter, em.converged, em.loss_history, k_eval
 
-    def _fit(self, X: Any, stacklevel: int) -> jax.Array:
+    def _fit(self, X: Any) -> jax.Array:
         self._check_hyperparameters()
         names = _feature_names(X)
         arr = _check_array(X, min_samples=2)
@@ -569,7 +578,7 @@ class GaussianMixture:
                 f"The EM phase did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "try a larger max_iter or tol",
                 ConvergenceWarning,
-                stacklevel=stacklevel,
+                stacklevel=_caller_stacklevel(),
             )
         if self.verbose:
             print(
@@ -589,7 +598,7 @@ class GaussianMixture:
           >>> GaussianMixture(2, method="em", random_state=0).fit(X).weights_.shape
           (2,)
         """
-        self._fit(X, stacklevel=3)
+        self._fit(X)
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
@@ -602,7 +611,7 @@ class GaussianMixture:
           >>> GaussianMixture(2, method="em", random_state=0).fit_predict(X).shape
           (100,)
         """
-        x = self._fit(X, stacklevel=3)
+        x = self._fit(X)
         return np.asarray(jnp.argmax(_proba(self.params_, x), axis=1)).astype(np.int64)
 
     # ---- inference ----

@@ -268,3 +268,28 @@ def test_sklearn_check_estimator_em():
 @pytest.mark.slow
 def test_sklearn_check_estimator_sw():
     _check(GaussianMixture(method="sw", random_state=0, sw_config=FitConfig(n_steps=20)))
+
+
+class _Frame:
+    """The two things the estimator reads of a pandas DataFrame (pandas is not a test dependency)."""
+
+    def __init__(self, values, columns):
+        self.values, self.columns = values, columns
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.values, dtype)
+
+
+def test_feature_names_are_kept_and_checked(x):
+    gm = GaussianMixture(3, method="em", random_state=0).fit(_Frame(x, ["a", "b"]))
+    assert gm.feature_names_in_.tolist() == ["a", "b"]
+    # Warnings point at the caller (package warnings are errors in this suite: see pyproject.toml).
+    with pytest.warns(UserWarning, match="does not have valid feature names") as caught:
+        gm.score(x)
+    assert caught[0].filename == __file__
+    with pytest.raises(ValueError, match="feature names should match"):
+        gm.predict(_Frame(x, ["b", "a"]))
+    with pytest.warns(sw.ConvergenceWarning) as caught:
+        GaussianMixture(3, method="em", max_iter=1, tol=0.0, random_state=0).fit_predict(x)
+    assert caught[0].filename == __file__
+    assert not hasattr(GaussianMixture(3, method="em", random_state=0).fit(x), "feature_names_in_")
