@@ -17,6 +17,7 @@ imports only modules above it:
 * ``_em``: the EM baseline;
 * ``_select``: picking the best restart;
 * ``_robust``: one call for the robust fit (SW restarts, then EM, then the best);
+* ``_estimator``: ``GaussianMixture``, the scikit-learn-style estimator over the fits;
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
 * ``_metrics``: component purity and fooling rate of the embedding study;
@@ -34,6 +35,7 @@ from swgmm_jax._config import (
 )
 from swgmm_jax._distributed import initialize_distributed
 from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
+from swgmm_jax._estimator import ConvergenceWarning, GaussianMixture, NotFittedError
 from swgmm_jax._fit import FitResult, FitState, FitStep, fit, fit_restarts, make_fit_step, run_steps
 from swgmm_jax._init import initialize, standardizer
 from swgmm_jax._mesh import make_projection_mesh
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUANTILE_ITERS",
+    "ConvergenceWarning",
     "EMConfig",
     "EMResult",
     "FitConfig",
@@ -76,7 +79,9 @@ __all__ = [
     "FitState",
     "FitStep",
     "GMMParams",
+    "GaussianMixture",
     "InitConfig",
+    "NotFittedError",
     "OptimizerConfig",
     "RelocationConfig",
     "RobustResult",
