@@ -21,13 +21,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
 
 from swgmm_jax._config import EMConfig, FitConfig
 from swgmm_jax._em import fit_em, fit_em_restarts
 from swgmm_jax._fit import fit, fit_restarts
-from swgmm_jax._init import initialize
-from swgmm_jax._params import GMMParams, component_log_prob, from_moments, to_moments
+from swgmm_jax._init import initialize, standardizer
+from swgmm_jax._params import (
+    GMMParams,
+    _labels,
+    _point_log_likelihood,
+    _responsibilities,
+    from_moments,
+    to_moments,
+)
 from swgmm_jax._robust import ROBUST_FIT_CONFIG, fit_robust
 from swgmm_jax._select import select_best
 from swgmm_jax._sliced import sliced_wasserstein
@@ -89,16 +95,6 @@ class ConvergenceWarning(UserWarning):
       >>> [w.category.__name__ for w in caught]
       ['ConvergenceWarning']
     """
-
-
-@jax.jit
-def _score_samples(params: GMMParams, x: jax.Array) -> jax.Array:
-    return logsumexp(component_log_prob(params, x), axis=1)
-
-
-@jax.jit
-def _proba(params: GMMParams, x: jax.Array) -> jax.Array:
-    return jax.nn.softmax(component_log_prob(params, x), axis=1)
 
 
 def _check_array(X: Any, name: str = "X", min_samples: int = 1) -> np.ndarray:
@@ -481,9 +477,7 @@ class GaussianMixture:
             base = ROBUST_FIT_CONFIG if self.method == "robust" else FitConfig()
         reg = float(self.reg_covar)
         if base.standardize:  # FitConfig's floor is in units of the standardised data
-            centred = x - x.mean(axis=0, keepdims=True)
-            scale2 = float(np.mean(centred.astype(np.float64) ** 2))
-            reg = reg / scale2 if scale2 > 0 else reg
+            reg = reg / float(standardizer(jnp.asarray(x))[1]) ** 2
         sw_config = base.replace(reg_covar=reg, init=init)
         em_config = EMConfig(
             max_iter=int(self.max_iter),
@@ -517,7 +511,7 @@ class GaussianMixture:
         if method == "sw":
             if r > 1:
                 _, _, sw_res = select_best(k_eval, sw_res, x, "sw", p=sw_config.slicing.p, **_SW_EVAL)
-            ll = _score_samples(sw_res.params, x).mean()
+            ll = _point_log_likelihood(sw_res.params, x).mean()
             converged = jnp.all(jnp.isfinite(sw_res.loss_history))
             return sw_res.params, sw_config.n_steps, converged, -ll[None], k_eval
         if r == 1:
@@ -561,7 +555,7 @@ class GaussianMixture:
         self.lower_bounds_ = [out(b) for b in bounds]  # a list of NumPy scalars, as scikit-learn's
         # fit_robust's merge-and-relocate rounds run after the EM history: score the final fit.
         final = self.method == "robust"
-        bound = float(_score_samples(params, x).mean()) if final else float(bounds[-1])
+        bound = float(_point_log_likelihood(params, x).mean()) if final else float(bounds[-1])
         self.lower_bound_ = out(bound)  # a NumPy scalar of the data's dtype, as scikit-learn's
         self.n_features_in_ = int(arr.shape[1])
         if names is not None:
@@ -612,7 +606,7 @@ class GaussianMixture:
           (100,)
         """
         x = self._fit(X)
-        return np.asarray(jnp.argmax(_proba(self.params_, x), axis=1)).astype(np.int64)
+        return np.asarray(_labels(self.params_, x)).astype(np.int64)
 
     # ---- inference ----
 
@@ -628,7 +622,7 @@ class GaussianMixture:
           True
         """
         x = self._validate_predict(X)
-        return np.asarray(_proba(self.params_, x), self.means_.dtype)
+        return np.asarray(_responsibilities(self.params_, x), self.means_.dtype)
 
     def predict(self, X: Any) -> np.ndarray:
         """``[n_samples]`` index of the most probable component of each point.
@@ -641,7 +635,7 @@ class GaussianMixture:
           dtype('int64')
         """
         x = self._validate_predict(X)
-        return np.asarray(jnp.argmax(_proba(self.params_, x), axis=1)).astype(np.int64)
+        return np.asarray(_labels(self.params_, x)).astype(np.int64)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """``[n_samples]`` log-density of each point under the mixture.
@@ -655,7 +649,7 @@ class GaussianMixture:
           ((100,), True)
         """
         x = self._validate_predict(X)
-        return np.asarray(_score_samples(self.params_, x), np.float64).astype(self.means_.dtype)
+        return np.asarray(_point_log_likelihood(self.params_, x), np.float64).astype(self.means_.dtype)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per point of ``X`` (``y`` is ignored).

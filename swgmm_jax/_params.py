@@ -377,8 +377,14 @@ def check_params(
 # Jitted once per shape: called eagerly, the density functions ran op by op (an
 # eigendecomposition and a log-sum-exp each dispatched and compiled on its own).
 @jax.jit
+def _point_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
+    """``[n]`` log-density of each point."""
+    return logsumexp(component_log_prob(params, x), axis=1)
+
+
+@jax.jit
 def _mean_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
-    return jnp.mean(logsumexp(component_log_prob(params, x), axis=1))
+    return jnp.mean(_point_log_likelihood(params, x))
 
 
 @jax.jit
