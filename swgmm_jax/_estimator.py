@@ -28,10 +28,10 @@ from swgmm_jax._fit import fit, fit_restarts
 from swgmm_jax._init import initialize, standardizer
 from swgmm_jax._params import (
     GMMParams,
-    _labels,
-    _point_log_likelihood,
-    _responsibilities,
     from_moments,
+    hard_labels,
+    point_log_likelihood,
+    responsibilities,
     to_moments,
 )
 from swgmm_jax._robust import ROBUST_FIT_CONFIG, fit_robust
@@ -511,7 +511,7 @@ class GaussianMixture:
         if method == "sw":
             if r > 1:
                 _, _, sw_res = select_best(k_eval, sw_res, x, "sw", p=sw_config.slicing.p, **_SW_EVAL)
-            ll = _point_log_likelihood(sw_res.params, x).mean()
+            ll = point_log_likelihood(sw_res.params, x).mean()
             converged = jnp.all(jnp.isfinite(sw_res.loss_history))
             return sw_res.params, sw_config.n_steps, converged, -ll[None], k_eval
         if r == 1:
@@ -555,7 +555,7 @@ class GaussianMixture:
         self.lower_bounds_ = [out(b) for b in bounds]  # a list of NumPy scalars, as scikit-learn's
         # fit_robust's merge-and-relocate rounds run after the EM history: score the final fit.
         final = self.method == "robust"
-        bound = float(_point_log_likelihood(params, x).mean()) if final else float(bounds[-1])
+        bound = float(point_log_likelihood(params, x).mean()) if final else float(bounds[-1])
         self.lower_bound_ = out(bound)  # a NumPy scalar of the data's dtype, as scikit-learn's
         self.n_features_in_ = int(arr.shape[1])
         if names is not None:
@@ -606,7 +606,7 @@ class GaussianMixture:
           (100,)
         """
         x = self._fit(X)
-        return np.asarray(_labels(self.params_, x)).astype(np.int64)
+        return np.asarray(hard_labels(self.params_, x)).astype(np.int64)
 
     # ---- inference ----
 
@@ -622,7 +622,7 @@ class GaussianMixture:
           True
         """
         x = self._validate_predict(X)
-        return np.asarray(_responsibilities(self.params_, x), self.means_.dtype)
+        return np.asarray(responsibilities(self.params_, x), self.means_.dtype)
 
     def predict(self, X: Any) -> np.ndarray:
         """``[n_samples]`` index of the most probable component of each point.
@@ -635,7 +635,7 @@ class GaussianMixture:
           dtype('int64')
         """
         x = self._validate_predict(X)
-        return np.asarray(_labels(self.params_, x)).astype(np.int64)
+        return np.asarray(hard_labels(self.params_, x)).astype(np.int64)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """``[n_samples]`` log-density of each point under the mixture.
@@ -649,7 +649,7 @@ class GaussianMixture:
           ((100,), True)
         """
         x = self._validate_predict(X)
-        return np.asarray(_point_log_likelihood(self.params_, x), np.float64).astype(self.means_.dtype)
+        return np.asarray(point_log_likelihood(self.params_, x), np.float64).astype(self.means_.dtype)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per point of ``X`` (``y`` is ignored).

@@ -52,6 +52,9 @@ __all__ = [
     "rescale_params",
     "check_params",
     "collapsed_components",
+    "point_log_likelihood",
+    "responsibilities",
+    "hard_labels",
 ]
 
 
@@ -377,23 +380,25 @@ def check_params(
 # Jitted once per shape: called eagerly, the density functions ran op by op (an
 # eigendecomposition and a log-sum-exp each dispatched and compiled on its own).
 @jax.jit
-def _point_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
+def point_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
     """``[n]`` log-density of each point."""
     return logsumexp(component_log_prob(params, x), axis=1)
 
 
 @jax.jit
 def _mean_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
-    return jnp.mean(_point_log_likelihood(params, x))
+    return jnp.mean(point_log_likelihood(params, x))
 
 
 @jax.jit
-def _responsibilities(params: GMMParams, x: jax.Array) -> jax.Array:
+def responsibilities(params: GMMParams, x: jax.Array) -> jax.Array:
+    """:func:`predict_proba` without argument checks (jitted; for use inside the package)."""
     return jax.nn.softmax(component_log_prob(params, x), axis=1)
 
 
 @jax.jit
-def _labels(params: GMMParams, x: jax.Array) -> jax.Array:
+def hard_labels(params: GMMParams, x: jax.Array) -> jax.Array:
+    """:func:`predict` without argument checks (jitted; for use inside the package)."""
     return jnp.argmax(component_log_prob(params, x), axis=1)
 
 
@@ -444,7 +449,7 @@ def predict_proba(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       ([1.0, 1.0], [0.5, 0.5])
     """
     params, x = _check_inputs(params, x)
-    return _responsibilities(params, x)
+    return responsibilities(params, x)
 
 
 def predict(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
@@ -465,7 +470,7 @@ def predict(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       [0, 0, 1]
     """
     params, x = _check_inputs(params, x)
-    return _labels(params, x)
+    return hard_labels(params, x)
 
 
 def sample(key: jax.Array, params: GMMParams, n: int) -> jax.Array:
