@@ -108,6 +108,24 @@ def test_no_retrace_when_only_data_values_change():
     assert len(events) > 0
 
 
+def test_far_outlier_does_not_set_the_covariance_floor():
+    """Issue 13, item 4: with one point at 1e6 beside two clusters of sd 0.3, the
+    floor (relative to the data's scale) once held every component at sd 58; the
+    scale is now capped by the interquartile spread, so the inlier components fit
+    the clusters' size and the far point gets its own component."""
+    rng = np.random.default_rng(0)
+    inliers = np.concatenate([rng.normal([0, 0], 0.3, (150, 2)), rng.normal([3, 0], 0.3, (150, 2))])
+    x = np.concatenate([inliers, [[1e6, 1e6]]]).astype(np.float32)
+    params = sw.fit(jax.random.key(1), x, 3, CFG).params
+    w, m, c = (np.asarray(a, np.float64) for a in sw.to_moments(params))
+    _check_valid(params, params.reg_covar)
+    far = np.argmax(m[:, 0])
+    np.testing.assert_allclose(m[far], [1e6, 1e6], rtol=1e-5)
+    inlier_sd = np.sqrt(np.linalg.eigvalsh(np.delete(c, far, axis=0)))
+    assert np.all(inlier_sd < 1.0), inlier_sd  # was 57.5 in every direction
+    assert np.all(inlier_sd > 0.03), inlier_sd  # not collapsed either
+
+
 def test_offset_and_scale_equivariance(fitted):
     """Data at offset 1e6, or at scale 1e-6 (float32), fit as the unit data do:
     the fit standardises internally."""

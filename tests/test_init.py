@@ -145,6 +145,37 @@ def test_standardizer_identical_points_scale_one():
     assert float(s) == 1.0
 
 
+def _two_clusters_and_far_point(dtype=np.float32):
+    """Issue 13's case: two clusters of sd 0.3, 3 apart, and one point at 1e6."""
+    rng = np.random.default_rng(0)
+    inliers = np.concatenate([rng.normal([0, 0], 0.3, (150, 2)), rng.normal([3, 0], 0.3, (150, 2))])
+    return inliers.astype(dtype), np.concatenate([inliers, [[1e6, 1e6]]]).astype(dtype)
+
+
+@pytest.mark.usefixtures("x64")
+def test_standardizer_scale_is_capped_by_the_interquartile_spread():
+    """One far point cannot inflate the scale: it is at most 2x the IQR spread (numpy oracle)."""
+    _, x = _two_clusters_and_far_point(np.float64)
+    q1, q3 = np.percentile(x, [25, 75], axis=0)
+    robust = np.sqrt(np.mean(((q3 - q1) / 1.349) ** 2))
+    rms = np.sqrt(np.mean((x - x.mean(0)) ** 2))
+    assert rms > 1e4 * robust  # the far point dominates the RMS spread
+    np.testing.assert_allclose(sw._init.robust_scale(x), robust, rtol=1e-12)
+    _, s = sw.standardizer(x)
+    np.testing.assert_allclose(s, sw._init.ROBUST_SCALE_CAP * robust, rtol=1e-12)
+    # Gaussian data: the cap does not bind (IQR spread ~ RMS spread), the scale is the RMS one.
+    g = np.random.default_rng(1).normal(size=(500, 3)) * [1.0, 2.0, 0.5]
+    np.testing.assert_allclose(sw.standardizer(g)[1], np.sqrt(np.mean((g - g.mean(0)) ** 2)), rtol=1e-12)
+
+
+def test_standardizer_falls_back_to_rms_when_most_points_coincide():
+    """A zero interquartile spread (over half the points identical) keeps the RMS scale, never 0."""
+    x = np.zeros((10, 2), np.float32)
+    x[:3] = [[1.0, 2.0], [-1.0, 0.5], [4.0, -3.0]]
+    _, s = sw.standardizer(x)
+    np.testing.assert_allclose(s, np.sqrt(np.mean((x - x.mean(0)) ** 2)), rtol=1e-6)
+
+
 # ---------------------------------------------------------------- argument checks
 X_GOOD = np.random.default_rng(5).normal(size=(20, 2)).astype(np.float32)
 
