@@ -66,7 +66,7 @@ def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     at the floor's 58 (inlier log-likelihood -10.0 against -1.1 without the
     point); the interquartile spread of those data is 1.6. On every problem of
     ``experiments/quality_suite.py`` (clean data, d = 1 to 100) the ratio of the
-    interquartile to the RMS spread is between 0.86 and 1.66, so the cap never
+    interquartile to the RMS spread is between 0.86 and 1.63 (it binds below 0.5), so the cap never
     binds there and the fits are unchanged. When more than half the points
     coincide in every coordinate (a zero interquartile spread), the RMS spread is
     used.
