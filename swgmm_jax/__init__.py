@@ -36,7 +36,16 @@ from swgmm_jax._config import (
 from swgmm_jax._distributed import initialize_distributed
 from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
 from swgmm_jax._estimator import ConvergenceWarning, GaussianMixture, NotFittedError
-from swgmm_jax._fit import FitResult, FitState, FitStep, fit, fit_restarts, make_fit_step, run_steps
+from swgmm_jax._fit import (
+    FitResult,
+    FitState,
+    FitStep,
+    Progress,
+    fit,
+    fit_restarts,
+    make_fit_step,
+    run_steps,
+)
 from swgmm_jax._init import initialize, standardizer
 from swgmm_jax._mesh import make_projection_mesh
 from swgmm_jax._metrics import component_purity, fooling_rate
@@ -83,6 +92,7 @@ __all__ = [
     "InitConfig",
     "NotFittedError",
     "OptimizerConfig",
+    "Progress",
     "RelocationConfig",
     "RobustResult",
     "SlicingConfig",

@@ -203,8 +203,10 @@ class GaussianMixture:
         int, a ``numpy.random.Generator``/``RandomState`` or a JAX PRNG key.
       warm_start: start each ``fit`` from the previous fit's parameters (then
         ``n_init`` is 1, as in scikit-learn).
-      verbose: ``> 0`` prints one line per fit.
-      verbose_interval: accepted for compatibility (no per-iteration output).
+      verbose: ``> 0`` prints one line per fit; ``>= 2`` also reports the SW
+        steps on stderr (``progress=True`` of :func:`swgmm_jax.fit`).
+      verbose_interval: accepted for compatibility (the SW steps are reported
+        20 times per fit; EM has no per-iteration output).
       method: ``"sw"``, ``"sw+em"``, ``"em"`` or ``"robust"``.
       sw_config: :class:`swgmm_jax.FitConfig` of the SW phases; ``None``:
         ``FitConfig()`` (``FitConfig(n_steps=200)`` for ``"robust"``).
@@ -494,8 +496,9 @@ class GaussianMixture:
         r = 1 if init is not None else int(self.n_init)
         k_fit, k_em, k_eval = jax.random.split(key, 3)
         method = self.method
+        progress = True if self.verbose >= 2 else None  # SW steps reported on stderr
         if method == "robust":
-            res = fit_robust(k_fit, x, k, sw_config, em_config, n_restarts=r)
+            res = fit_robust(k_fit, x, k, sw_config, em_config, n_restarts=r, progress=progress)
             em = jax.tree.map(lambda a: a[res.restart_index], res.em_result)
             return res.params, em.n_iter, em.converged, em.loss_history, k_eval
         if method == "em":
@@ -505,9 +508,9 @@ class GaussianMixture:
                 _, _, em = select_best(None, fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood")
             return em.params, em.n_iter, em.converged, em.loss_history, None
         if r == 1:
-            sw_res = fit(k_fit, x, k, sw_config, init)
+            sw_res = fit(k_fit, x, k, sw_config, init, progress=progress)
         else:
-            sw_res = fit_restarts(k_fit, x, k, r, sw_config)
+            sw_res = fit_restarts(k_fit, x, k, r, sw_config, progress=progress)
         if method == "sw":
             if r > 1:
                 _, _, sw_res = select_best(k_eval, sw_res, x, "sw", p=sw_config.slicing.p, **_SW_EVAL)

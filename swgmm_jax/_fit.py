@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from swgmm_jax._config import FitConfig, SlicingConfig, check_config
@@ -38,7 +43,19 @@ from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
 from swgmm_jax._validation import check_positive_int
 
-__all__ = ["FitState", "FitStep", "FitResult", "make_fit_step", "run_steps", "fit", "fit_restarts"]
+__all__ = [
+    "FitState",
+    "FitStep",
+    "FitResult",
+    "Progress",
+    "make_fit_step",
+    "run_steps",
+    "fit",
+    "fit_restarts",
+    "PROGRESS_REPORTS",
+    "ProgressSink",
+    "check_progress",
+]
 
 
 class FitState(NamedTuple):
@@ -275,6 +292,9 @@ def run_steps(
     x: jax.Array,
     n_steps: int,
     batch_size: int | None = None,
+    *,
+    progress: Callable[[jax.Array, jax.Array], Any] | None = None,
+    progress_every: int = 1,
 ) -> tuple[FitState, jax.Array]:
     """``n_steps`` steps in one ``lax.scan``, each on all of ``x`` or on a minibatch of it.
 
@@ -288,6 +308,11 @@ def run_steps(
       x: ``[n, d]`` data, in its own units.
       n_steps: number of steps.
       batch_size: ``None`` for all of ``x`` each step, else points per minibatch.
+      progress: optional host function ``progress(steps_done, loss)``, called
+        through ``jax.debug.callback`` from inside the scan after every
+        ``progress_every``-th step and after the last one (the scan is not
+        left; without ``progress`` the program has no callback at all).
+      progress_every: steps between two ``progress`` calls.
 
     Returns:
       ``(state, losses[n_steps])``.
@@ -300,15 +325,166 @@ def run_steps(
       >>> state, losses = sw.run_steps(fit_step, jax.random.key(2), state, x, 20, batch_size=50)
       >>> losses.shape, state.data_params().means.shape
       ((20,), (2, 2))
-    """
-    n = x.shape[0]
 
-    def body(state, k):
+      With a progress report every 10 steps:
+
+      >>> seen = []
+      >>> state, losses = sw.run_steps(fit_step, jax.random.key(2), state, x, 20,
+      ...     progress=lambda i, loss: seen.append(int(i)), progress_every=10)
+      >>> jax.effects_barrier(); seen
+      [10, 20]
+    """
+    every = check_positive_int(progress_every, "progress_every")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable or None, got {type(progress).__name__}")
+    report = None if progress is None else lambda i, loss: jax.debug.callback(progress, i, loss)
+    return _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report)
+
+
+def _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report):
+    """:func:`run_steps`; ``report(steps_done, loss)`` (traced) after every ``every``-th step, if given."""
+    n = x.shape[0]
+    keys = jax.random.split(key, n_steps)
+
+    def step(state, k):
         k_batch, k_loss = jax.random.split(k)
         xb = x if batch_size is None else x[jax.random.randint(k_batch, (batch_size,), 0, n)]
         return fit_step.step(k_loss, state, xb)
 
-    return jax.lax.scan(body, state, jax.random.split(key, n_steps))
+    if report is None:  # the default program: no callback, no step counter
+        return jax.lax.scan(step, state, keys)
+
+    def step_and_report(state, ik):
+        i, k = ik
+        state, loss = step(state, k)
+        due = ((i + 1) % every == 0) | (i + 1 == n_steps)  # and always after the last step
+        jax.lax.cond(due, lambda: report(i + 1, loss), lambda: None)
+        return state, loss
+
+    return jax.lax.scan(step_and_report, state, (jnp.arange(n_steps), keys))
+
+
+# ---------------------------------------------------------------- progress of the jitted fits
+PROGRESS_REPORTS = 20
+"""Most progress reports of a fit given ``progress=`` (every ``ceil(n_steps / 20)`` steps, and the last)."""
+
+
+def _report_every(n_steps: int) -> int:
+    return -(-n_steps // PROGRESS_REPORTS)  # ceil: at most PROGRESS_REPORTS reports
+
+
+class Progress(NamedTuple):
+    """A progress report of :func:`fit`, :func:`fit_restarts` or :func:`swgmm_jax.fit_robust`.
+
+    Attributes:
+      stage: ``"sw"`` (the SW steps) or ``"em"`` (reported once EM has finished).
+      step: steps (EM: iterations) done.
+      n_steps: steps of the stage (EM: the most iterations).
+      loss: the step's Monte-Carlo ``SW_p^p`` in standardised units (EM: the
+        negative mean log-likelihood); ``[R]`` for restarts.
+      elapsed: seconds since the call started.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
+      >>> reports = []
+      >>> _ = sw.fit(jax.random.key(1), x, 2, sw.FitConfig(n_steps=40), progress=reports.append)
+      >>> [r.step for r in reports][:3], reports[-1].n_steps, reports[-1].stage
+      ([2, 4, 6], 40, 'sw')
+    """
+
+    stage: str
+    step: int
+    n_steps: int
+    loss: Any
+    elapsed: float
+
+
+_SINKS: dict[int, Callable[[int, np.ndarray], None]] = {}
+_SINK_IDS = itertools.count(1)
+_SINK_LOCK = threading.Lock()
+
+
+def _dispatch(sink_id, step, loss) -> None:
+    """Host side of the fits' ``jax.debug.callback``: hand the report to the sink ``sink_id``."""
+    sink = _SINKS.get(int(sink_id))
+    if sink is not None:
+        sink(int(step), np.asarray(loss))
+
+
+def _print_progress(report: Progress) -> None:
+    loss = np.asarray(report.loss, dtype=float)
+    if loss.ndim:
+        value = f"median {np.median(loss):.4g} (min {loss.min():.4g}) over {loss.size} restarts"
+    else:
+        value = f"{float(loss):.4g}"
+    what = "SW_p^p" if report.stage == "sw" else "NLL"
+    print(
+        f"swgmm {report.stage}: step {report.step}/{report.n_steps}, {what} {value} [{report.elapsed:.1f} s]",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+class ProgressSink:
+    """Routes the progress reports of one fit call to ``progress`` (a callable, or ``True`` to print).
+
+    Used by the fits (and :func:`swgmm_jax.fit_robust`): ``with ProgressSink(progress,
+    n_steps, n_restarts) as sink_id``: the compiled fit takes ``sink_id`` as a
+    traced argument, so a new callback never compiles a new program. Reports of
+    the ``R`` restarts of one step arrive one by one (``vmap`` of a callback)
+    and are passed on together. On exit, waits for the outstanding reports.
+    """
+
+    def __init__(
+        self,
+        progress: Any,
+        n_steps: int,
+        n_restarts: int | None = None,
+        stage: str = "sw",
+        t0: float | None = None,
+    ):
+        if progress is True:
+            progress = _print_progress
+        if not callable(progress):
+            raise TypeError(f"progress must be None, True or a callable, got {type(progress).__name__}")
+        self.progress, self.n_steps, self.n_restarts, self.stage = progress, n_steps, n_restarts, stage
+        self.t0 = time.perf_counter() if t0 is None else t0
+        self._pending: list[np.ndarray] = []
+
+    def emit(self, stage: str, step: int, n_steps: int, loss: Any) -> None:
+        self.progress(Progress(stage, step, n_steps, loss, time.perf_counter() - self.t0))
+
+    def _receive(self, step: int, loss: np.ndarray) -> None:
+        if self.n_restarts is None:
+            self.emit(self.stage, step, self.n_steps, float(loss))
+            return
+        self._pending.append(loss)
+        if len(self._pending) == self.n_restarts:
+            losses, self._pending = np.stack(self._pending), []
+            self.emit(self.stage, step, self.n_steps, losses)
+
+    def __enter__(self) -> jax.Array:
+        with _SINK_LOCK:
+            self.sink_id = next(_SINK_IDS)
+            _SINKS[self.sink_id] = self._receive
+        return jnp.asarray(self.sink_id, jnp.int32)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            jax.effects_barrier()
+        finally:
+            with _SINK_LOCK:
+                _SINKS.pop(self.sink_id, None)
+
+
+def check_progress(progress: Any, *arrays: Any) -> None:
+    if progress is None:
+        return
+    if progress is not True and not callable(progress):
+        raise TypeError(f"progress must be None, True or a callable, got {type(progress).__name__}")
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(arrays)):
+        raise ValueError("progress cannot be used inside a jax transformation (jit, vmap, grad): pass None")
 
 
 def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
@@ -343,11 +519,18 @@ def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
     return accept_if_better(k_rounds, state.params, reloc.rounds, propose, evaluate)
 
 
-def _fit_single(key, x, init, config: FitConfig, n_components: int, mesh=None) -> FitResult:
+def _fit_single(
+    key, x, init, config: FitConfig, n_components: int, mesh=None, progress_every: int = 0, sink_id=None
+) -> FitResult:
     fit_step = make_fit_step(config, mesh)
     k_init, k_loop = jax.random.split(key)
     state = fit_step.init(k_init, x, n_components, init)
-    state, losses = run_steps(fit_step, k_loop, state, x, config.n_steps, config.slicing.batch_size)
+    report = None
+    if progress_every:
+        report = lambda i, loss: jax.debug.callback(_dispatch, sink_id, i, loss)  # noqa: E731
+    state, losses = _scan_steps(
+        fit_step, k_loop, state, x, config.n_steps, config.slicing.batch_size, progress_every, report
+    )
     if not config.relocation.rounds:
         return FitResult(state.data_params(), losses)
     params, sw_rounds, accepted = _relocation_rounds(jax.random.fold_in(key, 1), state, x, config, mesh)
@@ -355,13 +538,13 @@ def _fit_single(key, x, init, config: FitConfig, n_components: int, mesh=None) -
     return FitResult(rescale_params(params, state.centre, state.scale), losses, sw_rounds * unit, accepted)
 
 
-_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "mesh"))
+_fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "mesh", "progress_every"))
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "mesh"))
-def _fit_restarts_jit(keys, x, init, config, n_components, mesh=None):
+@functools.partial(jax.jit, static_argnames=("n_components", "mesh", "progress_every"))
+def _fit_restarts_jit(keys, x, init, config, n_components, mesh=None, progress_every=0, sink_id=None):
     def fit_one(key, x, init):
-        return _fit_single(key, x, init, config, n_components)
+        return _fit_single(key, x, init, config, n_components, progress_every=progress_every, sink_id=sink_id)
 
     if mesh is not None:  # restarts, not projections, sharded over the devices
         return map_restarts(fit_one, keys, x, init, mesh)
@@ -377,6 +560,7 @@ def fit(
     init: GMMParams | None = None,
     *,
     mesh: Any = "auto",
+    progress: bool | Callable[[Progress], Any] | None = None,
 ) -> FitResult:
     """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
 
@@ -399,6 +583,11 @@ def fit(
         (unsharded) or a 1-D ``jax.sharding.Mesh`` (see
         :func:`swgmm_jax.make_projection_mesh`). Sharded steps equal unsharded
         ones to float rounding but sort with XLA (``sort="host"`` is rejected).
+      progress: ``None`` (silent), ``True`` (a line on stderr every
+        ``ceil(n_steps / 20)`` steps and after the last) or a callable that
+        receives a :class:`Progress` at those steps, from inside the jitted scan (through
+        ``jax.debug.callback``). A new callable reuses the compiled fit; turning
+        progress on or off compiles once more. Not usable under a jax transformation.
 
     Returns:
       :class:`FitResult` with parameters in the units of ``x``.
@@ -419,10 +608,15 @@ def fit(
       (3,)
     """
     config = check_config(config, FitConfig)
+    check_progress(progress, key, x, init)
     x, k, init = check_fit_args(key, x, n_components, init)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
-    return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
+    if progress is None:
+        return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
+    with ProgressSink(progress, config.n_steps) as sink:
+        res = _fit_jit(key, x, init, config, k, mesh, _report_every(config.n_steps), sink)
+        return jax.block_until_ready(res)
 
 
 def fit_restarts(
@@ -434,6 +628,7 @@ def fit_restarts(
     init: GMMParams | None = None,
     *,
     mesh: Any = "auto",
+    progress: bool | Callable[[Progress], Any] | None = None,
 ) -> FitResult:
     """``n_restarts`` independent fits as one jitted ``vmap``.
 
@@ -454,6 +649,8 @@ def fit_restarts(
       config: :class:`FitConfig`; defaults to ``FitConfig()``.
       init: optional ``[R]``-batched initial ``GMMParams`` in the units of ``x``.
       mesh: ``"auto"``, ``None`` or a 1-D ``jax.sharding.Mesh`` over which the restarts run.
+      progress: as in :func:`fit`; each :class:`Progress` carries the ``[R]``
+        losses of the step (not with a ``mesh``).
 
     Returns:
       :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
@@ -468,6 +665,7 @@ def fit_restarts(
     """
     config = check_config(config, FitConfig)
     r = check_positive_int(n_restarts, "n_restarts")
+    check_progress(progress, key, x, init)
     x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
@@ -475,4 +673,11 @@ def fit_restarts(
         # The host sort inside shard_map hung a 2-process run even with no
         # collective in the body (the gather of the results waited forever).
         config = config.replace(sort="xla")
-    return _fit_restarts_jit(jax.random.split(key, r), x, init, config, n_components=k, mesh=mesh)
+    keys = jax.random.split(key, r)
+    if progress is None:
+        return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh)
+    if mesh is not None:
+        raise ValueError("progress is not supported with a mesh: pass mesh=None or progress=None")
+    with ProgressSink(progress, config.n_steps, n_restarts=r) as sink:
+        every = _report_every(config.n_steps)
+        return jax.block_until_ready(_fit_restarts_jit(keys, x, init, config, k, None, every, sink))

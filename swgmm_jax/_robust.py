@@ -25,6 +25,7 @@ few picked by SW distance first.
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -33,7 +34,7 @@ import numpy as np
 
 from swgmm_jax._config import EMConfig, FitConfig, check_config
 from swgmm_jax._em import EMResult, fit_em_restarts
-from swgmm_jax._fit import FitResult, fit_restarts
+from swgmm_jax._fit import FitResult, ProgressSink, check_progress, fit_restarts
 from swgmm_jax._params import GMMParams, collapsed_components
 from swgmm_jax._select import select_best
 from swgmm_jax._validation import check_positive_int
@@ -92,6 +93,7 @@ def fit_robust(
     *,
     n_restarts: int = 4,
     mesh: Any = "auto",
+    progress: Any = None,
 ) -> RobustResult:
     """The most robust fit the package knows: ``n_restarts`` SW fits, EM from each, the best likelihood.
 
@@ -115,6 +117,10 @@ def fit_robust(
         likelihood on every call tried.
       mesh: as in :func:`swgmm_jax.fit_restarts` (the restarts are spread
         over the devices).
+      progress: as in :func:`swgmm_jax.fit_restarts`: reports of the SW
+        steps, then one ``stage="em"`` report when EM has finished (``step``:
+        the most iterations any restart took; ``loss``: the ``[R]`` negative
+        mean log-likelihoods).
 
     Returns:
       :class:`RobustResult`; ``.params`` in the units of ``x``.
@@ -129,12 +135,17 @@ def fit_robust(
     config = ROBUST_FIT_CONFIG if config is None else check_config(config, FitConfig)
     em_config = ROBUST_EM_CONFIG if em_config is None else check_config(em_config, EMConfig)
     r = check_positive_int(n_restarts, "n_restarts")
+    check_progress(progress, key, x)
+    t0 = time.perf_counter()
     k_sw, k_em, k_eval = jax.random.split(key, 3)
-    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh)
+    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh, progress=progress)
     em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
     # select_best skips diverged restarts (and raises if all did); the SW scores are diagnostics only.
     _, swd, _ = select_best(k_eval, sw_res, x, "sw", n_projections=128, p=config.slicing.p, n_levels=256)
     collapsed = np.asarray(jnp.any(collapsed_components(em_res.params), axis=-1))
     exclude = None if collapsed.all() else collapsed
     i, ll, best = select_best(None, em_res, x, "log_likelihood", exclude=exclude)
+    if progress is not None:
+        sink = ProgressSink(progress, em_config.max_iter, r, stage="em", t0=t0)
+        sink.emit("em", int(jnp.max(em_res.n_iter)), em_config.max_iter, -np.asarray(ll))
     return RobustResult(best.params, jnp.asarray(i), ll, swd, jnp.asarray(collapsed), sw_res, em_res)

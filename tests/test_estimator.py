@@ -293,3 +293,12 @@ def test_feature_names_are_kept_and_checked(x):
         GaussianMixture(3, method="em", max_iter=1, tol=0.0, random_state=0).fit_predict(x)
     assert caught[0].filename == __file__
     assert not hasattr(GaussianMixture(3, method="em", random_state=0).fit(x), "feature_names_in_")
+
+
+def test_verbose_2_reports_the_sw_steps(capsys):
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    GaussianMixture(2, random_state=0, sw_config=SW_FAST, verbose=2).fit(x)
+    captured = capsys.readouterr()
+    steps = [line for line in captured.err.splitlines() if line.startswith("swgmm sw: step ")]
+    assert len(steps) == 15 and steps[-1].startswith("swgmm sw: step 30/30")  # every ceil(30 / 20) steps
+    assert "GaussianMixture(method='sw')" in captured.out

@@ -311,3 +311,53 @@ def test_vmap_over_learning_rates_equals_separate_fits():
         np.testing.assert_allclose(swept.loss_history[i], one.loss_history, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(swept.params.means[i], one.params.means, rtol=1e-4, atol=1e-4)
     assert not np.allclose(swept.params.means[0], swept.params.means[2])
+
+
+# ---------------------------------------------------------------- progress reports
+PROGRESS_CFG = sw.FitConfig(n_steps=40, n_projections=4, n_levels=16)
+X_PROGRESS = np.random.default_rng(7).normal(size=(120, 2)).astype(np.float32)
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_progress_reports_the_steps_losses_from_inside_the_fit():
+    """Every n_steps // 20 steps a Progress arrives whose loss is that step's entry of
+    loss_history; the fit itself is bit-identical to the fit without progress."""
+    key = jax.random.key(3)
+    plain = sw.fit(key, X_PROGRESS, 2, PROGRESS_CFG)
+    reports = []
+    res = sw.fit(key, X_PROGRESS, 2, PROGRESS_CFG, progress=reports.append)
+    assert _leaves_equal(res, plain)
+    assert [r.step for r in reports] == list(range(2, 41, 2))
+    assert {(r.stage, r.n_steps) for r in reports} == {("sw", 40)}
+    np.testing.assert_array_equal([r.loss for r in reports], np.asarray(res.loss_history)[1::2])
+    # A new callable reuses the compiled fit.
+    other = []
+    with count_compilations() as events:
+        sw.fit(key, X_PROGRESS, 2, PROGRESS_CFG, progress=other.append)
+    assert events == [] and len(other) == 20
+
+
+def test_progress_of_restarts_carries_every_restarts_loss():
+    key = jax.random.key(4)
+    reports = []
+    res = sw.fit_restarts(key, X_PROGRESS, 2, 3, PROGRESS_CFG, progress=reports.append)
+    assert len(reports) == 20 and all(r.loss.shape == (3,) for r in reports)
+    losses = np.stack([r.loss for r in reports])
+    np.testing.assert_array_equal(losses, np.asarray(res.loss_history)[:, 1::2].T)
+
+
+def test_progress_true_prints_to_stderr(capsys):
+    sw.fit(jax.random.key(3), X_PROGRESS, 2, PROGRESS_CFG, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 20 and err[-1].startswith("swgmm sw: step 40/40, SW_p^p ")
+
+
+def test_progress_argument_errors():
+    with pytest.raises(TypeError, match="progress"):
+        sw.fit(jax.random.key(3), X_PROGRESS, 2, PROGRESS_CFG, progress="yes")
+    with pytest.raises(ValueError, match="progress"):
+        fit = lambda k: sw.fit(k, X_PROGRESS, 2, PROGRESS_CFG, progress=True).loss_history
+        jax.jit(fit)(jax.random.key(3))
