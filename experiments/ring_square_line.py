@@ -347,19 +347,10 @@ def plot(x, init, fits, nll, swd, path):
         for n in ("em", "sw", "sw+em", "sw_fixed_w+em", "sw_reloc+em", "em_reloc", "sw_reloc+em_reloc")
         if n in fits
     ]
-    bins = np.linspace(
-        min(np.min(nll[n]) for n in names), np.percentile(np.concatenate([nll[n] for n in names]), 98), 40
-    )
-    for n in names:
-        ax.hist(np.clip(nll[n], bins[0], bins[-1]), bins=bins, histtype="step", lw=1.5, label=n)
-    ax.set_xlabel("negative log-likelihood"), ax.legend(fontsize=8)
+    plotting.plot_restart_histograms(ax, {n: nll[n] for n in names}, xlabel="negative log-likelihood")
     ax = fig.add_subplot(4, 2, 8)
-    sbins = np.linspace(
-        min(np.min(swd[n]) for n in names), np.percentile(np.concatenate([swd[n] for n in names]), 98), 40
-    )
-    for n in names:
-        ax.hist(np.clip(swd[n], sbins[0], sbins[-1]), bins=sbins, histtype="step", lw=1.5, label=n)
-    ax.set_xlabel("sliced Wasserstein distance SW_2^2 (fixed 256 directions)"), ax.legend(fontsize=8)
+    xlabel = "sliced Wasserstein distance SW_2^2 (fixed 256 directions)"
+    plotting.plot_restart_histograms(ax, {n: swd[n] for n in names}, xlabel=xlabel)
     fig.tight_layout()
     _common.atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -112,3 +112,120 @@ def plot_gmm(
         ax.scatter(means[:, 0], means[:, 1], marker="x", c=[color], s=20)
     ax.autoscale_view()
     return patches
+
+
+def plot_loss(
+    ax,
+    loss_history,
+    *,
+    color="C0",
+    label: str | None = None,
+    log: bool = True,
+    band: bool = True,
+) -> list:
+    """Draw the loss curve of a fit, or the median curve and interquartile band of restarts.
+
+    Args:
+      ax: a matplotlib ``Axes``.
+      loss_history: ``[n_steps]`` losses (``FitResult.loss_history``, or EM's
+        negative log-likelihoods) or ``[R, n_steps]`` for restarts.
+      color: colour of the curve and band.
+      label: legend label of the curve.
+      log: logarithmic loss axis (positive losses only; EM's NLL can be
+        negative: pass ``log=False``).
+      band: for restarts, shade the 25th-75th percentile band.
+
+    Returns:
+      The matplotlib artists added (the line, then the band if drawn).
+
+    Raises:
+      ValueError: if ``loss_history`` is not 1-D or 2-D, or ``log`` is asked
+        for losses that are not all positive.
+
+    Examples:
+      >>> import numpy as np
+      >>> from matplotlib.figure import Figure
+      >>> from swgmm_jax import plotting
+      >>> ax = Figure().add_subplot()
+      >>> losses = np.exp(-np.linspace(0, 3, 50))[None] * np.array([[1.0], [2.0], [3.0]])
+      >>> artists = plotting.plot_loss(ax, losses, label="3 restarts")
+      >>> len(artists), ax.get_yscale(), float(artists[0].get_ydata()[0])  # the median restart
+      (2, 'log', 2.0)
+    """
+    losses = np.asarray(loss_history, dtype=float)
+    if losses.ndim not in (1, 2) or losses.shape[-1] == 0:
+        raise ValueError(f"loss_history must have shape [n_steps] or [R, n_steps], got {list(losses.shape)}")
+    if log and not np.all(losses[np.isfinite(losses)] > 0):
+        raise ValueError("log=True needs positive losses (pass log=False, e.g. for EM's NLL)")
+    steps = np.arange(1, losses.shape[-1] + 1)
+    artists = []
+    if losses.ndim == 1:
+        artists += ax.plot(steps, losses, color=color, label=label)
+    else:
+        q1, med, q3 = np.nanpercentile(losses, [25, 50, 75], axis=0)
+        artists += ax.plot(steps, med, color=color, label=label)
+        if band:
+            artists.append(ax.fill_between(steps, q1, q3, color=color, alpha=0.25, linewidth=0))
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    return artists
+
+
+def plot_restart_histograms(
+    ax,
+    values: dict,
+    *,
+    bins: int = 40,
+    upper_percentile: float = 98.0,
+    xlabel: str | None = None,
+) -> list:
+    """Overlay step histograms of a per-restart score (NLL, SW distance), one per method.
+
+    The bins span from the smallest value of any method to the
+    ``upper_percentile``-th percentile of all of them (values beyond are
+    counted in the last bin), so a few diverged restarts do not squash the rest.
+
+    Args:
+      ax: a matplotlib ``Axes``.
+      values: ``{method name: [R] scores}`` (non-finite scores are left out).
+      bins: number of bins.
+      upper_percentile: upper end of the bins, a percentile of all values.
+      xlabel: label of the score axis.
+
+    Returns:
+      The histogram patches added, one per method.
+
+    Raises:
+      ValueError: if ``values`` is empty or has no finite score.
+
+    Examples:
+      >>> import numpy as np
+      >>> from matplotlib.figure import Figure
+      >>> from swgmm_jax import plotting
+      >>> rng = np.random.default_rng(0)
+      >>> ax = Figure().add_subplot()
+      >>> patches = plotting.plot_restart_histograms(
+      ...     ax, {"em": rng.normal(1.5, 0.2, 100), "sw": rng.normal(1.3, 0.1, 100)}, xlabel="NLL")
+      >>> len(patches), ax.get_xlabel()
+      (2, 'NLL')
+    """
+    if not values:
+        raise ValueError("values must map at least one method name to its scores")
+    finite = {k: np.asarray(v, dtype=float).ravel() for k, v in values.items()}
+    finite = {k: v[np.isfinite(v)] for k, v in finite.items()}
+    pooled = np.concatenate(list(finite.values()))
+    if pooled.size == 0:
+        raise ValueError("values has no finite score")
+    lo, hi = float(pooled.min()), float(np.percentile(pooled, upper_percentile))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, int(bins) + 1)
+    patches = []
+    for name, v in finite.items():
+        _, _, patch = ax.hist(
+            np.clip(v, edges[0], edges[-1]), bins=edges, histtype="step", linewidth=1.5, label=name
+        )
+        patches.append(patch)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    return patches

@@ -67,3 +67,40 @@ def test_rejects_what_is_not_one_2d_mixture():
     with pytest.raises(ValueError, match="n_std"):
         plotting.plot_gmm(ax, two_d, n_std=0.0)
     assert not ax.patches
+
+
+# ---------------------------------------------------------------- loss curves and restart histograms
+def test_plot_loss_single_and_restarts():
+    ax = _axes()
+    (line,) = plotting.plot_loss(ax, np.array([3.0, 2.0, 1.0]))
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(line.get_ydata(), [3.0, 2.0, 1.0])
+    losses = np.random.default_rng(1).uniform(0.5, 2.0, size=(7, 12))
+    line, band = plotting.plot_loss(_axes(), losses)
+    np.testing.assert_allclose(line.get_ydata(), np.median(losses, axis=0))
+    # The band's polygon spans the interquartile range at every step.
+    verts = band.get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose(verts.min(), np.percentile(losses, 25, axis=0).min())
+    np.testing.assert_allclose(verts.max(), np.percentile(losses, 75, axis=0).max())
+
+
+def test_plot_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="loss_history"):
+        plotting.plot_loss(_axes(), np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="log=False"):
+        plotting.plot_loss(_axes(), np.array([-1.0, 2.0]))
+    (line,) = plotting.plot_loss(_axes(), np.array([-1.0, 2.0]), log=False)
+    assert line.axes.get_yscale() == "linear"
+
+
+def test_restart_histograms_clip_the_tail_into_the_last_bin():
+    ax = _axes()
+    values = {"a": np.r_[np.linspace(0.0, 1.0, 99), 1e6], "b": np.array([0.5, np.nan, 0.6])}
+    patches = plotting.plot_restart_histograms(ax, values, bins=10, upper_percentile=99.0)
+    assert len(patches) == 2
+    lo, hi = ax.get_xlim()
+    assert hi < 100  # the 1e6 restart did not stretch the axis
+    with pytest.raises(ValueError, match="finite"):
+        plotting.plot_restart_histograms(_axes(), {"a": [np.nan]})
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.plot_restart_histograms(_axes(), {})
