@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from swgmm_jax._validation import check_positive_int, check_real
+
 __all__ = ["ring_square_line", "gaussian_mixture_data"]
 
 
@@ -23,8 +25,9 @@ def ring_square_line(n: int = 850, seed: int = 0, noise: float = 0.05) -> np.nda
     Returns:
       ``[n, 2]`` float32 array.
     """
-    if n < 3:
-        raise ValueError(f"n must be >= 3, got {n}")
+    n = check_positive_int(n, "n", minimum=3)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    check_real(noise, "noise", low=0.0)
     rng = np.random.default_rng(seed)
     n_ring, n_square = int(0.4 * n), int(0.4 * n)
     n_line = n - n_ring - n_square
@@ -70,13 +73,39 @@ def gaussian_mixture_data(
       >>> x.shape, x.dtype, bool(np.abs(x[labels == 1].mean(axis=0) - means[1]).max() < 0.2)
       ((1000, 2), dtype('float32'), True)
     """
+    n = check_positive_int(n, "n", minimum=1)
+    seed = check_positive_int(seed, "seed", minimum=0)
+    means, covariances = _real_array(means, "means", 2), _real_array(covariances, "covariances", 3)
+    k, d = means.shape
+    if covariances.shape != (k, d, d):
+        raise ValueError(
+            f"covariances must have shape [K, d, d] = {[k, d, d]}, got {list(covariances.shape)}"
+        )
+    if weights is None:
+        weights = np.full(k, 1.0 / k)
+    else:
+        weights = _real_array(weights, "weights", 1)
+        if weights.shape != (k,) or np.any(weights < 0) or not np.sum(weights) > 0:
+            raise ValueError(f"weights must be {k} non-negative numbers with a positive sum, got {weights}")
+        weights = weights / np.sum(weights)
+    try:
+        chol = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        raise ValueError("covariances must be symmetric positive definite") from None
     rng = np.random.default_rng(seed)
-    means = np.asarray(means, float)
-    covariances = np.asarray(covariances, float)
-    k = means.shape[0]
-    weights = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, float) / np.sum(weights)
     labels = rng.choice(k, size=n, p=weights)
-    chol = np.linalg.cholesky(covariances)
     eps = rng.standard_normal((n, means.shape[1]))
     x = means[labels] + np.einsum("nij,nj->ni", chol[labels], eps)
     return x.astype(np.float32), labels
+
+
+def _real_array(value, name: str, ndim: int) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers") from None
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {list(a.shape)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite")
+    return a

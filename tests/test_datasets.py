@@ -1,5 +1,6 @@
 """Data generators (``swgmm_jax.datasets``): shapes, dtypes, seeding, and the mixture's moments."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -53,3 +54,30 @@ def test_gaussian_mixture_data_default_weights_are_uniform():
     _, labels = sw.datasets.gaussian_mixture_data(3000, means, np.ones((3, 1, 1)), seed=1)
     counts = np.bincount(labels, minlength=3)
     assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(3000 * (1 / 3) * (2 / 3))), counts
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: sw.datasets.ring_square_line(jax.random.key(0)), TypeError, "n must be an integer"),
+        (lambda: sw.datasets.ring_square_line(2), ValueError, "n must be >= 3"),
+        (lambda: sw.datasets.ring_square_line(100, seed=-1), ValueError, "seed"),
+        (lambda: sw.datasets.ring_square_line(100, noise=float("nan")), ValueError, "noise"),
+        (
+            lambda: sw.datasets.gaussian_mixture_data(10, [[0.0]], [[[1.0]]], weights=[-1.0]),
+            ValueError,
+            "weights",
+        ),
+        (lambda: sw.datasets.gaussian_mixture_data(10, [[0.0]], [[[-1.0]]]), ValueError, "positive definite"),
+        (lambda: sw.datasets.gaussian_mixture_data(10, [[0.0]], [[1.0]]), ValueError, "covariances"),
+        (lambda: sw.datasets.gaussian_mixture_data(10, [0.0], [[[1.0]]]), ValueError, "means"),
+        (
+            lambda: sw.datasets.gaussian_mixture_data(1.5, [[0.0]], [[[1.0]]]),
+            TypeError,
+            "n must be an integer",
+        ),
+    ],
+)
+def test_generators_reject_bad_arguments_by_name(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
