@@ -42,12 +42,16 @@ from swgmm_jax._mesh import make_projection_mesh
 from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._params import (
     GMMParams,
+    aic,
+    bic,
     component_log_prob,
     from_moments,
     log_likelihood,
+    n_parameters,
     predict,
     predict_proba,
     sample,
+    score_samples,
     to_moments,
 )
 from swgmm_jax._projections import project_data, project_gmm, random_directions
@@ -86,6 +90,8 @@ __all__ = [
     "RelocationConfig",
     "RobustResult",
     "SlicingConfig",
+    "aic",
+    "bic",
     "component_log_prob",
     "component_purity",
     "datasets",
@@ -110,6 +116,7 @@ __all__ = [
     "mixture_logpdf",
     "mixture_quantile",
     "mixture_sf",
+    "n_parameters",
     "polish_em",
     "predict",
     "predict_proba",
@@ -118,6 +125,7 @@ __all__ = [
     "random_directions",
     "run_steps",
     "sample",
+    "score_samples",
     "select_best",
     "slice_costs",
     "sliced_loss",

@@ -28,10 +28,13 @@ from swgmm_jax._fit import fit, fit_restarts
 from swgmm_jax._init import initialize, standardizer
 from swgmm_jax._params import (
     GMMParams,
+    aic,
+    bic,
     from_moments,
     hard_labels,
     point_log_likelihood,
     responsibilities,
+    score_samples,
     to_moments,
 )
 from swgmm_jax._robust import ROBUST_FIT_CONFIG, fit_robust
@@ -649,7 +652,7 @@ class GaussianMixture:
           ((100,), True)
         """
         x = self._validate_predict(X)
-        return np.asarray(point_log_likelihood(self.params_, x), np.float64).astype(self.means_.dtype)
+        return np.asarray(score_samples(self.params_, x), np.float64).astype(self.means_.dtype)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per point of ``X`` (``y`` is ignored).
@@ -663,10 +666,6 @@ class GaussianMixture:
         """
         return float(np.mean(np.asarray(self.score_samples(X), np.float64)))
 
-    def _n_parameters(self) -> int:
-        k, d = self.means_.shape
-        return int(k * d * (d + 1) // 2 + k * d + k - 1)  # full covariances, means, free weights
-
     def bic(self, X: Any) -> float:
         """Bayesian information criterion on ``X``: ``-2 n score(X) + n_params log n`` (lower is better).
 
@@ -678,8 +677,7 @@ class GaussianMixture:
           >>> bool(np.isclose(gm.bic(X), -2 * 100 * gm.score(X) + 5 * np.log(100)))
           True
         """
-        n = _check_array(X).shape[0]
-        return float(-2.0 * self.score(X) * n + self._n_parameters() * np.log(n))
+        return float(bic(self.params_, self._validate_predict(X)))
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion on ``X``: ``-2 n score(X) + 2 n_params`` (lower is better).
@@ -692,8 +690,7 @@ class GaussianMixture:
           >>> bool(np.isclose(gm.aic(X), -2 * 100 * gm.score(X) + 2 * 5))
           True
         """
-        n = _check_array(X).shape[0]
-        return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())
+        return float(aic(self.params_, self._validate_predict(X)))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points: ``(X [n_samples, d], labels [n_samples])``, grouped by component.
