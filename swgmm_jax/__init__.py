@@ -57,7 +57,7 @@ from swgmm_jax._params import (
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._relocate import merge_relocate
 from swgmm_jax._robust import RobustResult, fit_robust
-from swgmm_jax._select import select_best
+from swgmm_jax._select import Selection, select_best
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
 from swgmm_jax._stream import fit_stream, host_minibatches
 from swgmm_jax._transport1d import (
@@ -89,6 +89,7 @@ __all__ = [
     "OptimizerConfig",
     "RelocationConfig",
     "RobustResult",
+    "Selection",
     "SlicingConfig",
     "aic",
     "bic",

@@ -505,7 +505,7 @@ class GaussianMixture:
             if r == 1:
                 em = fit_em(k_em, x, k, em_config, init)
             else:
-                _, _, em = select_best(None, fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood")
+                em = select_best(fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood").best
             return em.params, em.n_iter, em.converged, em.loss_history, None
         if r == 1:
             sw_res = fit(k_fit, x, k, sw_config, init)
@@ -513,7 +513,7 @@ class GaussianMixture:
             sw_res = fit_restarts(k_fit, x, k, r, sw_config)
         if method == "sw":
             if r > 1:
-                _, _, sw_res = select_best(k_eval, sw_res, x, "sw", p=sw_config.slicing.p, **_SW_EVAL)
+                sw_res = select_best(sw_res, x, "sw", key=k_eval, p=sw_config.slicing.p, **_SW_EVAL).best
             ll = point_log_likelihood(sw_res.params, x).mean()
             converged = jnp.all(jnp.isfinite(sw_res.loss_history))
             return sw_res.params, sw_config.n_steps, converged, -ll[None], k_eval
@@ -521,7 +521,7 @@ class GaussianMixture:
             em = fit_em(k_em, x, k, em_config, sw_res.params)
         else:
             many = fit_em_restarts(k_em, x, k, r, em_config, sw_res.params)
-            _, _, em = select_best(None, many, x, "log_likelihood")
+            em = select_best(many, x, "log_likelihood").best
         return em.params, em.n_iter, em.converged, em.loss_history, k_eval
 
     def _fit(self, X: Any) -> jax.Array:
