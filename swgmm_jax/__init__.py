@@ -17,6 +17,7 @@ imports only modules above it:
 * ``_em``: the EM baseline;
 * ``_select``: picking the best restart;
 * ``_robust``: one call for the robust fit (SW restarts, then EM, then the best);
+* ``_choose``: choosing the number of components (BIC, AIC or held-out SW per ``K``);
 * ``_estimator``: ``GaussianMixture``, the scikit-learn-style estimator over the fits;
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
@@ -25,6 +26,7 @@ imports only modules above it:
 """
 
 from swgmm_jax import datasets
+from swgmm_jax._choose import ComponentSelection, select_n_components
 from swgmm_jax._config import (
     EMConfig,
     FitConfig,
@@ -75,6 +77,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUANTILE_ITERS",
+    "ComponentSelection",
     "ConvergenceWarning",
     "EMConfig",
     "EMResult",
@@ -128,6 +131,7 @@ __all__ = [
     "sample",
     "score_samples",
     "select_best",
+    "select_n_components",
     "slice_costs",
     "sliced_loss",
     "sliced_wasserstein",
