@@ -18,6 +18,7 @@ imports only modules above it:
 * ``_select``: picking the best restart;
 * ``_robust``: one call for the robust fit (SW restarts, then EM, then the best);
 * ``_choose``: choosing the number of components (BIC, AIC or held-out SW per ``K``);
+* ``_io``: saving and loading fitted models (a versioned ``.npz`` format, no pickle);
 * ``_estimator``: ``GaussianMixture``, the scikit-learn-style estimator over the fits;
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
@@ -40,6 +41,7 @@ from swgmm_jax._em import EMResult, em_step, fit_em, fit_em_restarts, polish_em
 from swgmm_jax._estimator import ConvergenceWarning, GaussianMixture, NotFittedError
 from swgmm_jax._fit import FitResult, FitState, FitStep, fit, fit_restarts, make_fit_step, run_steps
 from swgmm_jax._init import initialize, standardizer
+from swgmm_jax._io import SavedModel, load, save
 from swgmm_jax._mesh import make_projection_mesh
 from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._params import (
@@ -93,6 +95,7 @@ __all__ = [
     "RelocationConfig",
     "RobustResult",
     "Selection",
+    "SavedModel",
     "SlicingConfig",
     "aic",
     "bic",
@@ -111,6 +114,7 @@ __all__ = [
     "host_minibatches",
     "initialize",
     "initialize_distributed",
+    "load",
     "log_likelihood",
     "make_fit_step",
     "make_projection_mesh",
@@ -129,6 +133,7 @@ __all__ = [
     "random_directions",
     "run_steps",
     "sample",
+    "save",
     "score_samples",
     "select_best",
     "select_n_components",
