@@ -253,7 +253,7 @@ def load(path: str | os.PathLike) -> SavedModel:
     if missing:
         raise ValueError(f"{path}: corrupt model file (no {', '.join(_PREFIX + f for f in missing)})")
     try:
-        raw = GMMParams(**arrays)
+        raw = GMMParams(**arrays)  # type: ignore[arg-type]  # NumPy leaves, converted by check_params
         params = check_params(raw, "params", batch_dims=batch_shape(raw), values=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: corrupt model file ({err})") from err
