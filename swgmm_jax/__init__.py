@@ -23,7 +23,8 @@ imports only modules above it:
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
 * ``_metrics``: component purity and fooling rate of the embedding study;
-* ``datasets``, ``plotting``: data generators and figures.
+* ``datasets``, ``plotting``: data generators and figures;
+* ``cli``: the ``swgmm`` command line, a wrapper over all of the above.
 """
 
 from swgmm_jax import datasets

@@ -215,6 +215,8 @@ def load(path: str | os.PathLike) -> SavedModel:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(2, "No such model file", path)
+    if not zipfile.is_zipfile(path):  # np.load would try a .npy, or pickle, first
+        raise ValueError(f"{path} is not a readable swgmm_jax model file (not an .npz archive)")
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
