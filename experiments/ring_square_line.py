@@ -277,7 +277,7 @@ def select_by_sw(nll: dict, swd: dict, best: float, fraction: float = 0.1) -> di
 
     For each SW method: of the ``fraction`` of restarts with the lowest SW distance (fixed
     evaluation directions), the share whose EM polish ends within 1% of the best NLL; and whether
-    the single lowest-SW restart (``sw.select_best(..., "sw")``) does. Compare with the share of
+    the single lowest-SW restart (``sw.select_best(..., "sw", key=key)``) does. Compare with the share of
     all restarts.
     """
     out = {}

@@ -17,14 +17,18 @@ imports only modules above it:
 * ``_em``: the EM baseline;
 * ``_select``: picking the best restart;
 * ``_robust``: one call for the robust fit (SW restarts, then EM, then the best);
+* ``_choose``: choosing the number of components (BIC, AIC or held-out SW per ``K``);
+* ``_io``: saving and loading fitted models (a versioned ``.npz`` format, no pickle);
 * ``_estimator``: ``GaussianMixture``, the scikit-learn-style estimator over the fits;
 * ``_stream``: fits on host data streamed to the device in minibatches;
 * ``_distributed``: multi-process start-up;
 * ``_metrics``: component purity and fooling rate of the embedding study;
-* ``datasets``, ``plotting``: data generators and figures.
+* ``datasets``, ``plotting``: data generators and figures;
+* ``cli``: the ``swgmm`` command line, a wrapper over all of the above.
 """
 
 from swgmm_jax import datasets
+from swgmm_jax._choose import ComponentSelection, select_n_components
 from swgmm_jax._config import (
     EMConfig,
     FitConfig,
@@ -47,22 +51,27 @@ from swgmm_jax._fit import (
     run_steps,
 )
 from swgmm_jax._init import initialize, standardizer
+from swgmm_jax._io import SavedModel, load, save
 from swgmm_jax._mesh import make_projection_mesh
 from swgmm_jax._metrics import component_purity, fooling_rate
 from swgmm_jax._params import (
     GMMParams,
+    aic,
+    bic,
     component_log_prob,
     from_moments,
     log_likelihood,
+    n_parameters,
     predict,
     predict_proba,
     sample,
+    score_samples,
     to_moments,
 )
 from swgmm_jax._projections import project_data, project_gmm, random_directions
 from swgmm_jax._relocate import merge_relocate
 from swgmm_jax._robust import RobustResult, fit_robust
-from swgmm_jax._select import select_best
+from swgmm_jax._select import Selection, select_best
 from swgmm_jax._sliced import slice_costs, sliced_loss, sliced_wasserstein, sort_slices
 from swgmm_jax._stream import fit_stream, host_minibatches
 from swgmm_jax._transport1d import (
@@ -80,6 +89,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "QUANTILE_ITERS",
+    "ComponentSelection",
     "ConvergenceWarning",
     "EMConfig",
     "EMResult",
@@ -95,7 +105,11 @@ __all__ = [
     "Progress",
     "RelocationConfig",
     "RobustResult",
+    "Selection",
+    "SavedModel",
     "SlicingConfig",
+    "aic",
+    "bic",
     "component_log_prob",
     "component_purity",
     "datasets",
@@ -111,6 +125,7 @@ __all__ = [
     "host_minibatches",
     "initialize",
     "initialize_distributed",
+    "load",
     "log_likelihood",
     "make_fit_step",
     "make_projection_mesh",
@@ -120,6 +135,7 @@ __all__ = [
     "mixture_logpdf",
     "mixture_quantile",
     "mixture_sf",
+    "n_parameters",
     "polish_em",
     "predict",
     "predict_proba",
@@ -128,7 +144,10 @@ __all__ = [
     "random_directions",
     "run_steps",
     "sample",
+    "save",
+    "score_samples",
     "select_best",
+    "select_n_components",
     "slice_costs",
     "sliced_loss",
     "sliced_wasserstein",

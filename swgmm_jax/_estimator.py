@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import os
 import sys
 import warnings
 from typing import Any
@@ -26,12 +27,17 @@ from swgmm_jax._config import EMConfig, FitConfig
 from swgmm_jax._em import fit_em, fit_em_restarts
 from swgmm_jax._fit import fit, fit_restarts
 from swgmm_jax._init import initialize, standardizer
+from swgmm_jax._io import load as load_model
+from swgmm_jax._io import save as save_model
 from swgmm_jax._params import (
     GMMParams,
+    aic,
+    bic,
     from_moments,
     hard_labels,
     point_log_likelihood,
     responsibilities,
+    score_samples,
     to_moments,
 )
 from swgmm_jax._robust import ROBUST_FIT_CONFIG, fit_robust
@@ -505,7 +511,7 @@ class GaussianMixture:
             if r == 1:
                 em = fit_em(k_em, x, k, em_config, init)
             else:
-                _, _, em = select_best(None, fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood")
+                em = select_best(fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood").best
             return em.params, em.n_iter, em.converged, em.loss_history, None
         if r == 1:
             sw_res = fit(k_fit, x, k, sw_config, init, progress=progress)
@@ -513,7 +519,7 @@ class GaussianMixture:
             sw_res = fit_restarts(k_fit, x, k, r, sw_config, progress=progress)
         if method == "sw":
             if r > 1:
-                _, _, sw_res = select_best(k_eval, sw_res, x, "sw", p=sw_config.slicing.p, **_SW_EVAL)
+                sw_res = select_best(sw_res, x, "sw", key=k_eval, p=sw_config.slicing.p, **_SW_EVAL).best
             ll = point_log_likelihood(sw_res.params, x).mean()
             converged = jnp.all(jnp.isfinite(sw_res.loss_history))
             return sw_res.params, sw_config.n_steps, converged, -ll[None], k_eval
@@ -521,7 +527,7 @@ class GaussianMixture:
             em = fit_em(k_em, x, k, em_config, sw_res.params)
         else:
             many = fit_em_restarts(k_em, x, k, r, em_config, sw_res.params)
-            _, _, em = select_best(None, many, x, "log_likelihood")
+            em = select_best(many, x, "log_likelihood").best
         return em.params, em.n_iter, em.converged, em.loss_history, k_eval
 
     def _fit(self, X: Any) -> jax.Array:
@@ -543,15 +549,7 @@ class GaussianMixture:
             raise ValueError("the fit diverged (non-finite parameters); try a larger reg_covar")
         n_iter = int(n_iter)
         out = np.float32 if arr.dtype == np.float32 else np.float64
-        w, m, c = (np.asarray(a, np.float64) for a in to_moments(params))
-        cov_chol = np.linalg.cholesky(c)
-        prec_chol = np.swapaxes(np.linalg.inv(cov_chol), -1, -2)  # upper triangular U, precision = U U^T
-        self.params_ = params
-        self.weights_ = w.astype(out)
-        self.means_ = m.astype(out)
-        self.covariances_ = c.astype(out)
-        self.precisions_cholesky_ = prec_chol.astype(out)
-        self.precisions_ = (prec_chol @ np.swapaxes(prec_chol, -1, -2)).astype(out)
+        self._set_moments(params, out)
         self.converged_ = bool(converged)
         self.n_iter_ = n_iter
         bounds = -np.asarray(nll, np.float64)[: max(n_iter, 1) if nll.shape[0] > 1 else 1]
@@ -584,6 +582,18 @@ class GaussianMixture:
                 file=sys.stdout,
             )
         return x
+
+    def _set_moments(self, params: GMMParams, out: Any) -> None:
+        """``params_`` and the moment attributes derived from it, in the dtype ``out``."""
+        w, m, c = (np.asarray(a, np.float64) for a in to_moments(params))
+        cov_chol = np.linalg.cholesky(c)
+        prec_chol = np.swapaxes(np.linalg.inv(cov_chol), -1, -2)  # upper triangular U, precision = U U^T
+        self.params_ = params
+        self.weights_ = w.astype(out)
+        self.means_ = m.astype(out)
+        self.covariances_ = c.astype(out)
+        self.precisions_cholesky_ = prec_chol.astype(out)
+        self.precisions_ = (prec_chol @ np.swapaxes(prec_chol, -1, -2)).astype(out)
 
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
         """Fit the mixture to ``X [n_samples, n_features]`` (``y`` is ignored); returns ``self``.
@@ -652,7 +662,7 @@ class GaussianMixture:
           ((100,), True)
         """
         x = self._validate_predict(X)
-        return np.asarray(point_log_likelihood(self.params_, x), np.float64).astype(self.means_.dtype)
+        return np.asarray(score_samples(self.params_, x), np.float64).astype(self.means_.dtype)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean log-likelihood per point of ``X`` (``y`` is ignored).
@@ -666,10 +676,6 @@ class GaussianMixture:
         """
         return float(np.mean(np.asarray(self.score_samples(X), np.float64)))
 
-    def _n_parameters(self) -> int:
-        k, d = self.means_.shape
-        return int(k * d * (d + 1) // 2 + k * d + k - 1)  # full covariances, means, free weights
-
     def bic(self, X: Any) -> float:
         """Bayesian information criterion on ``X``: ``-2 n score(X) + n_params log n`` (lower is better).
 
@@ -681,8 +687,7 @@ class GaussianMixture:
           >>> bool(np.isclose(gm.bic(X), -2 * 100 * gm.score(X) + 5 * np.log(100)))
           True
         """
-        n = _check_array(X).shape[0]
-        return float(-2.0 * self.score(X) * n + self._n_parameters() * np.log(n))
+        return float(bic(self.params_, self._validate_predict(X)))
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion on ``X``: ``-2 n score(X) + 2 n_params`` (lower is better).
@@ -695,8 +700,7 @@ class GaussianMixture:
           >>> bool(np.isclose(gm.aic(X), -2 * 100 * gm.score(X) + 2 * 5))
           True
         """
-        n = _check_array(X).shape[0]
-        return float(-2.0 * self.score(X) * n + 2 * self._n_parameters())
+        return float(aic(self.params_, self._validate_predict(X)))
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points: ``(X [n_samples, d], labels [n_samples])``, grouped by component.
@@ -723,3 +727,120 @@ class GaussianMixture:
         eps = np.asarray(jax.random.normal(k_noise, (n, self.n_features_in_)), np.float64)
         X = self.means_.astype(np.float64)[comp] + np.einsum("nij,nj->ni", chol[comp], eps)
         return X, comp.astype(np.int64)
+
+    # ---- saving ----
+
+    def save(self, path: Any) -> None:
+        """Write the fitted model to ``path`` in swgmm_jax's ``.npz`` format (see :func:`swgmm_jax.save`).
+
+        The parameters go in as ``GMMParams``, ``sw_config`` as the config, and the constructor's
+        arguments and the fitted scalars (``converged_``, ``n_iter_``, ...) in the metadata. A
+        ``random_state`` that is a NumPy generator is saved as ``None`` (its state is not portable);
+        a JAX key is saved as its key data.
+
+        Examples:
+          >>> import os, tempfile, numpy as np
+          >>> from swgmm_jax import GaussianMixture
+          >>> X = np.random.default_rng(0).normal(size=(100, 2))
+          >>> gm = GaussianMixture(2, method="em", random_state=0).fit(X)
+          >>> path = os.path.join(tempfile.mkdtemp(), "gm.npz")
+          >>> gm.save(path)
+          >>> again = GaussianMixture.load(path)
+          >>> again, bool(np.array_equal(again.predict(X), gm.predict(X)))
+          (GaussianMixture(method='em', n_components=2, random_state=0), True)
+        """
+        self._check_fitted()
+        constructor = {
+            name: _to_json(getattr(self, name), name)
+            for name in self._get_param_names()
+            if name != "sw_config"
+        }
+        names = getattr(self, "feature_names_in_", None)
+        fitted = {
+            "dtype": str(self.means_.dtype),
+            "converged_": bool(self.converged_),
+            "n_iter_": int(self.n_iter_),
+            "lower_bound_": float(self.lower_bound_),
+            "lower_bounds_": [float(b) for b in self.lower_bounds_],
+            "n_features_in_": int(self.n_features_in_),
+            "feature_names_in_": None if names is None else [str(n) for n in names],
+            "sliced_wasserstein_": self.sliced_wasserstein_,
+        }
+        metadata = {"estimator": _ESTIMATOR_TAG, "constructor": constructor, "fitted": fitted}
+        save_model(path, self.params_, config=self.sw_config, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Any) -> GaussianMixture:
+        """A fitted estimator read from a file written by :meth:`save`.
+
+        Raises a ValueError naming the file when it holds no ``GaussianMixture`` (e.g. one written
+        by :func:`swgmm_jax.save`: read that with :func:`swgmm_jax.load`), and the errors of
+        :func:`swgmm_jax.load`.
+
+        Examples:
+          >>> import os, tempfile, numpy as np
+          >>> from swgmm_jax import GaussianMixture
+          >>> X = np.random.default_rng(0).normal(size=(100, 2))
+          >>> path = os.path.join(tempfile.mkdtemp(), "gm.npz")
+          >>> GaussianMixture(2, method="em", random_state=0).fit(X).save(path)
+          >>> GaussianMixture.load(path).means_.shape
+          (2, 2)
+        """
+        saved = load_model(path)
+        meta = saved.metadata
+        config = saved.config
+        if (
+            meta.get("estimator") != _ESTIMATOR_TAG
+            or saved.params.means.ndim != 2
+            or not (config is None or isinstance(config, FitConfig))
+        ):
+            raise ValueError(
+                f"{os.fspath(path)} holds no GaussianMixture (saved with swgmm_jax.save? read it with "
+                "swgmm_jax.load)"
+            )
+        try:
+            constructor = {name: _from_json(v) for name, v in meta["constructor"].items()}
+            fitted = dict(meta["fitted"])
+            est = cls(**constructor, sw_config=config)
+            out = np.dtype(fitted["dtype"]).type
+            est._set_moments(saved.params, out)
+            est.converged_ = bool(fitted["converged_"])
+            est.n_iter_ = int(fitted["n_iter_"])
+            est.lower_bound_ = out(fitted["lower_bound_"])
+            est.lower_bounds_ = [out(b) for b in fitted["lower_bounds_"]]
+            est.n_features_in_ = int(fitted["n_features_in_"])
+            if fitted["feature_names_in_"] is not None:
+                est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+            est.sliced_wasserstein_ = fitted["sliced_wasserstein_"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{os.fspath(path)}: corrupt GaussianMixture metadata ({err!r})") from err
+        return est
+
+
+_ESTIMATOR_TAG = "swgmm_jax.GaussianMixture"
+
+
+def _to_json(value: Any, name: str) -> Any:
+    """A constructor argument as JSON (arrays and JAX keys tagged, NumPy generators dropped)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (numbers.Integral, np.integer)):
+        return int(value)
+    if isinstance(value, (numbers.Real, np.floating)):
+        return float(value)
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return None
+    if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+        return {"__jax_key__": np.asarray(jax.random.key_data(value)).tolist()}
+    if isinstance(value, (np.ndarray, jax.Array, list, tuple)):
+        arr = np.asarray(value)
+        return {"__array__": arr.tolist(), "dtype": str(arr.dtype)}
+    raise TypeError(f"GaussianMixture.save: the constructor argument {name}={value!r} cannot be saved")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "__array__" in value:
+        return np.asarray(value["__array__"], dtype=value["dtype"])
+    if isinstance(value, dict) and "__jax_key__" in value:
+        return jax.random.wrap_key_data(jnp.asarray(value["__jax_key__"], jnp.uint32))
+    return value

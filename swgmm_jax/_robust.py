@@ -141,10 +141,10 @@ def fit_robust(
     sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh, progress=progress)
     em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
     # select_best skips diverged restarts (and raises if all did); the SW scores are diagnostics only.
-    _, swd, _ = select_best(k_eval, sw_res, x, "sw", n_projections=128, p=config.slicing.p, n_levels=256)
+    swd = select_best(sw_res, x, "sw", key=k_eval, n_projections=128, p=config.slicing.p, n_levels=256).scores
     collapsed = np.asarray(jnp.any(collapsed_components(em_res.params), axis=-1))
     exclude = None if collapsed.all() else collapsed
-    i, ll, best = select_best(None, em_res, x, "log_likelihood", exclude=exclude)
+    best, i, ll = select_best(em_res, x, "log_likelihood", exclude=exclude)
     if progress is not None:
         sink = ProgressSink(progress, em_config.max_iter, r, stage="em", t0=t0)
         sink.emit("em", int(jnp.max(em_res.n_iter)), em_config.max_iter, -np.asarray(ll))

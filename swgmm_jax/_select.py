@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from swgmm_jax._params import GMMParams, check_params, log_likelihood
@@ -13,7 +14,7 @@ from swgmm_jax._sliced import check_loss_args, sliced_loss
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_choice, check_data, check_dim, check_key
 
-__all__ = ["select_best"]
+__all__ = ["Selection", "select_best"]
 
 CRITERIA = ("sw", "log_likelihood")
 
@@ -32,28 +33,64 @@ def _restart_sw(key, params, x, n_projections, p, n_levels):
 _restart_ll = jax.jit(jax.vmap(log_likelihood, (0, None)))
 
 
+class Selection(NamedTuple):
+    """What :func:`select_best` returns: the best restart first, then where it was and every score.
+
+    A ``NamedTuple``: ``best, i, scores = sw.select_best(...)`` unpacks it.
+
+    Attributes:
+      best: the chosen restart's result, unbatched (same type as the result passed in).
+      index: its index along the restart axis (a Python ``int``).
+      scores: ``[R]`` the criterion of every restart (NaN for a diverged one):
+        for ``"sw"`` the sliced distance, **lower is better**; for
+        ``"log_likelihood"`` the mean log-likelihood, **higher is better**.
+
+    Examples:
+      >>> import jax, swgmm_jax as sw
+      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
+      >>> many = sw.fit_em_restarts(jax.random.key(1), x, 2, 3, sw.EMConfig(max_iter=5))
+      >>> sel = sw.select_best(many, x, "log_likelihood")
+      >>> sel.restart_index == int(sel.scores.argmax()), sel.best.params.means.shape
+      (True, (2, 2))
+    """
+
+    best: Any
+    restart_index: int
+    scores: jax.Array
+
+
+def _looks_like_a_key(value: Any) -> bool:
+    if not isinstance(value, jax.Array):
+        return False
+    return jnp.issubdtype(value.dtype, jax.dtypes.prng_key) or (value.dtype == np.uint32 and value.ndim == 1)
+
+
 def select_best(
-    key: jax.Array | None,
     result: Any,
     x: jax.typing.ArrayLike,
-    criterion: str = "sw",
+    criterion: str,
     *,
+    key: jax.Array | None = None,
     n_projections: int = 256,
     p: float = 2.0,
     n_levels: int | None = None,
     exclude: Any = None,
-) -> tuple[int, jax.Array, Any]:
+) -> Selection:
     """Pick the best restart of a batched result.
 
+    A host-side function (it returns a Python ``int`` index), called on the
+    output of a ``*_restarts`` call, not inside ``jit``.
+
     Args:
-      key: PRNG key of the evaluation directions for ``"sw"`` (the same
-        directions for every restart); may be ``None`` for ``"log_likelihood"``.
       result: a batched :class:`swgmm_jax.FitResult` or :class:`swgmm_jax.EMResult`
         from a ``*_restarts`` call (anything with a batched ``params`` field).
       x: ``[n, d]`` data the criterion is evaluated on.
-      criterion: ``"sw"`` (smallest ``SW_p^p`` on ``n_projections`` directions
-        with ``n_levels`` levels per slice, ``None``: all data levels) or
-        ``"log_likelihood"`` (largest mean log-likelihood).
+      criterion: ``"sw"``: the smallest ``SW_p^p`` on ``n_projections``
+        directions with ``n_levels`` levels per slice (``None``: all data
+        levels), the same directions for every restart (needs ``key``); or
+        ``"log_likelihood"``: the largest mean log-likelihood (no ``key``).
+      key: PRNG key of the evaluation directions; required for ``"sw"``,
+        unused (and may be omitted) for ``"log_likelihood"``.
       n_projections: directions of the ``"sw"`` criterion.
       p: transport exponent of the ``"sw"`` criterion.
       n_levels: levels per slice of the ``"sw"`` criterion.
@@ -61,19 +98,25 @@ def select_best(
         with a collapsed component, see :func:`swgmm_jax.fit_robust`).
 
     Returns:
-      ``(index, scores, best)``: the best restart's index, the ``[R]`` scores
-      (SW distances, or log-likelihoods; NaN for a diverged restart) and the
-      unbatched result. Restarts with non-finite parameters or scores are
-      never picked; a ValueError says so when every restart is.
+      :class:`Selection` ``(best, index, scores)``: the unbatched best result,
+      its index and the ``[R]`` scores (``"sw"``: lower is better;
+      ``"log_likelihood"``: higher is better; NaN for a diverged restart).
+      Restarts with non-finite parameters or scores are never picked; a
+      ValueError says so when every restart is.
 
     Examples:
       >>> import jax, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (300, 2))
       >>> many = sw.fit_restarts(jax.random.key(1), x, 2, 3, sw.FitConfig(n_steps=20))
-      >>> i, scores, best = sw.select_best(jax.random.key(2), many, x, n_projections=32)
-      >>> scores.shape, best.params.means.shape
-      ((3,), (2, 2))
+      >>> best, i, scores = sw.select_best(many, x, "sw", key=jax.random.key(2), n_projections=32)
+      >>> scores.shape, best.params.means.shape, i == int(scores.argmin())
+      ((3,), (2, 2), True)
     """
+    if _looks_like_a_key(result):
+        raise TypeError(
+            "select_best takes the batched result first: select_best(result, x, criterion, key=key) "
+            "(the key is a keyword argument since the signature changed, needed for criterion='sw' only)"
+        )
     check_choice(criterion, "criterion", CRITERIA)
     x = check_data(x, "x")
     params = getattr(result, "params", None)
@@ -93,7 +136,9 @@ def select_best(
     )
     if criterion == "sw":
         if key is None:
-            raise ValueError("key is required for criterion='sw' (the evaluation directions)")
+            raise ValueError(
+                "key is required for criterion='sw' (the evaluation directions): select_best(..., key=key)"
+            )
         check_key(key)
         scores = _restart_sw(key, params, x, n_projections, float(p), n_levels)
     else:
@@ -115,4 +160,4 @@ def select_best(
         )
     sign = 1.0 if criterion == "sw" else -1.0  # smallest SW distance, largest likelihood
     idx = int(np.argmin(np.where(finite, sign * np.asarray(scores, np.float64), np.inf)))
-    return idx, scores, jax.tree.map(lambda a: a[idx], result)
+    return Selection(jax.tree.map(lambda a: a[idx], result), idx, scores)

@@ -236,9 +236,9 @@ def test_select_best_picks_a_finite_restart_or_says_none_is(states, criterion):
     result = sw.FitResult(batched._replace(means=jnp.asarray(means)), jnp.zeros((3, 2)))
     if "ok" not in states:
         with pytest.raises(ValueError, match="result"):
-            sw.select_best(KEY, result, X, criterion, n_projections=8)
+            sw.select_best(result, X, criterion, key=KEY, n_projections=8)
         return
-    idx, _, best = sw.select_best(KEY, result, X, criterion, n_projections=8)
+    best, idx, _ = sw.select_best(result, X, criterion, key=KEY, n_projections=8)
     assert states[idx] == "ok"
     assert_valid_params(best.params)
 

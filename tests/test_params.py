@@ -152,6 +152,89 @@ def test_predict_proba_matches_sklearn():
     np.testing.assert_allclose(sw.log_likelihood(params, x), gm.score(x), rtol=1e-10)
 
 
+def _sklearn_gmm(w, m, c):
+    """scikit-learn's GaussianMixture holding exactly the moments ``(w, m, c)`` (no fit)."""
+    gm = GaussianMixture(n_components=len(w), covariance_type="full")
+    gm.weights_, gm.means_, gm.covariances_ = w, m, c
+    gm.precisions_cholesky_ = np.linalg.inv(np.linalg.cholesky(c)).transpose(0, 2, 1)
+    gm.precisions_ = np.linalg.inv(c)
+    return gm
+
+
+@pytest.mark.parametrize("k,d", [(1, 1), (4, 3)])
+def test_score_samples_bic_aic_match_sklearn(k, d):
+    rng = np.random.default_rng(4)
+    w, m, c = _random_moments(rng, k, d, 1e-3)
+    params = sw.from_moments(w, m, c)
+    gm = _sklearn_gmm(w, m, c)
+    x = rng.normal(scale=3.0, size=(211, d))
+    np.testing.assert_allclose(sw.score_samples(params, x), gm.score_samples(x), rtol=1e-10)
+    assert sw.n_parameters(params) == gm._n_parameters()
+    np.testing.assert_allclose(sw.bic(params, x), gm.bic(x), rtol=1e-10)
+    np.testing.assert_allclose(sw.aic(params, x), gm.aic(x), rtol=1e-10)
+    assert sw.bic(params, x).dtype == jnp.float64 and sw.bic(params, x).shape == ()
+
+
+def _stack(params_list):
+    return jax.tree.map(lambda *a: jnp.stack(a), *params_list)
+
+
+def test_density_functions_map_over_leading_batch_axes(key):
+    rng = np.random.default_rng(5)
+    k, d, n = 3, 2, 50
+    moments = [[_random_moments(rng, k, d, 1e-3) for _ in range(3)] for _ in range(2)]
+    batched = _stack([_stack([sw.from_moments(*m) for m in row]) for row in moments])  # means [2, 3, K, d]
+    x = rng.normal(scale=3.0, size=(n, d))
+    scores = np.asarray(sw.score_samples(batched, x))
+    proba = np.asarray(sw.predict_proba(batched, x))
+    assert scores.shape == (2, 3, n) and proba.shape == (2, 3, n, k)
+    for i in range(2):
+        for j in range(3):  # each entry against scikit-learn on that entry's moments
+            gm = _sklearn_gmm(*moments[i][j])
+            np.testing.assert_allclose(scores[i, j], gm.score_samples(x), rtol=1e-10)
+            np.testing.assert_allclose(proba[i, j], gm.predict_proba(x), rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(sw.predict(batched, x), np.argmax(proba, axis=-1))
+    np.testing.assert_allclose(sw.log_likelihood(batched, x), scores.mean(-1), rtol=1e-12)
+    n_par = 3 * 3 + 3 * 2 + 2
+    assert sw.n_parameters(batched) == n_par
+    np.testing.assert_allclose(sw.bic(batched, x), -2 * scores.sum(-1) + n_par * np.log(n), rtol=1e-12)
+    np.testing.assert_allclose(sw.aic(batched, x), -2 * scores.sum(-1) + 2 * n_par, rtol=1e-12)
+
+
+def test_sample_maps_over_leading_batch_axes_with_split_keys(key):
+    rng = np.random.default_rng(5)
+    d = 2
+    batched = _stack([_stack([sw.from_moments(*_random_moments(rng, 3, d, 1e-3)) for _ in range(3)])] * 2)
+    draws = sw.sample(key, batched, 7)
+    assert draws.shape == (2, 3, 7, d)
+    keys = jax.random.split(key, (2, 3))
+    one = jax.tree.map(lambda a: a[1, 2], batched)
+    np.testing.assert_array_equal(draws[1, 2], sw.sample(keys[1, 2], one, 7))
+
+
+def test_batched_params_with_inconsistent_leaves_are_rejected(key):
+    rng = np.random.default_rng(6)
+    batched = _stack([sw.from_moments(*_random_moments(rng, 3, 2, 1e-3)) for _ in range(4)])
+    x = np.zeros((5, 2))
+    bad = {
+        "logits": batched._replace(logits=batched.logits[:3]),
+        "scale_tril": batched._replace(scale_tril=batched.scale_tril[:, :2]),
+        "reg_covar": batched._replace(reg_covar=batched.reg_covar[0]),
+    }
+    for field, params in bad.items():
+        for fn in (sw.log_likelihood, sw.score_samples, sw.predict_proba, sw.predict, sw.bic, sw.aic):
+            with pytest.raises(ValueError, match=rf"params\.{field} must have shape \[4"):
+                fn(params, x)
+        with pytest.raises(ValueError, match=rf"params\.{field} must have shape"):
+            sw.sample(key, params, 3)
+    with pytest.raises(ValueError, match=r"params\.means must have shape \[\.\.\., K, d\]"):
+        sw.score_samples(batched._replace(means=jnp.zeros(3)), x)
+    with pytest.raises(TypeError, match="params must be GMMParams"):
+        sw.bic((batched.logits, batched.means), x)
+    with pytest.raises(ValueError, match="dimension"):
+        sw.aic(batched, np.zeros((5, 3)))
+
+
 def test_sample_moments_and_weights(key):
     rng = np.random.default_rng(3)
     k, d, n = 3, 2, 200_000

@@ -87,7 +87,7 @@ def test_fit_robust_skips_collapsed_fits_and_select_best_excludes():
     x = x.astype(np.float32)
     em = sw.fit_em_restarts(jax.random.key(0), x, 3, 8, sw.EMConfig(max_iter=500, tol=1e-6))
     em_collapsed = np.asarray(collapsed_components(em.params)).any(-1)
-    i, em_ll, _ = sw.select_best(None, em, x, "log_likelihood")
+    _, i, em_ll = sw.select_best(em, x, "log_likelihood")
     assert em_collapsed[i] and not em_collapsed.all()  # the data does what the test is about
     res = sw.fit_robust(jax.random.key(0), x, 3, CFG, n_restarts=4)
     assert not np.asarray(res.collapsed)[int(res.restart_index)]
@@ -95,7 +95,7 @@ def test_fit_robust_skips_collapsed_fits_and_select_best_excludes():
     best_clean = np.max(np.asarray(em_ll)[~em_collapsed])
     assert float(sw.log_likelihood(res.params, x)) >= best_clean - 1e-3
     # select_best's exclude: the best restart that is not excluded.
-    j, _, _ = sw.select_best(None, em, x, "log_likelihood", exclude=em_collapsed)
+    j = sw.select_best(em, x, "log_likelihood", exclude=em_collapsed).restart_index
     assert j == int(np.argmax(np.where(em_collapsed, -np.inf, np.asarray(em_ll))))
     with pytest.raises(ValueError, match="exclude"):
-        sw.select_best(None, em, x, "log_likelihood", exclude=np.zeros(2, bool))
+        sw.select_best(em, x, "log_likelihood", exclude=np.zeros(2, bool))
