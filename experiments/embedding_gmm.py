@@ -385,14 +385,14 @@ _sample = jax.jit(sw.sample, static_argnums=2)  # (key, params, n)
 _log_likelihood = jax.jit(sw.log_likelihood)
 
 
-def _sklearn_n10(seed, codes, K, max_iter):
+def _sklearn_n10(seed, codes, K, max_iter, threads=1):
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
     gm = GaussianMixture(K, covariance_type="full", n_init=10, max_iter=max_iter, random_state=seed)
-    # One BLAS thread (as the quality suite): beside JAX's threads on 2 shared cores, the default
-    # thread pool made this fit take 200 s instead of seconds.
-    with threadpool_limits(1):
+    # One BLAS thread by default (as the quality suite): beside JAX's threads on 2 shared cores,
+    # the default thread pool made this fit take 200 s instead of 13 s.
+    with threadpool_limits(threads):
         gm.fit(np.asarray(codes, np.float64))
     params = sw.from_moments(
         jnp.asarray(gm.weights_, jnp.float32),
@@ -402,7 +402,9 @@ def _sklearn_n10(seed, codes, K, max_iter):
     return params, {"n_iter": int(gm.n_iter_), "converged": bool(gm.converged_)}
 
 
-def fit_methods(seed: int, codes: np.ndarray, s: dict, methods=tuple(METHODS)) -> dict:
+def fit_methods(
+    seed: int, codes: np.ndarray, s: dict, methods=tuple(METHODS), sklearn_threads: int = 1
+) -> dict:
     """The GMM fits of one seed. Returns ``{name: (params, info)}`` for each name in ``methods``.
 
     ``em_random`` and ``sw_random`` start from one shared random initial GMM
@@ -445,7 +447,7 @@ def fit_methods(seed: int, codes: np.ndarray, s: dict, methods=tuple(METHODS)) -
             sw.fit_em(k_em, x, K, em_cfg, init=sw.initialize(k_km, x, K, method="kmeans", n_init=10))
         ),
     )
-    timed("sklearn_n10", lambda: _sklearn_n10(seed, codes, K, s["em_max_iter"]))
+    timed("sklearn_n10", lambda: _sklearn_n10(seed, codes, K, s["em_max_iter"], sklearn_threads))
     if "sw" in methods or "sw+em" in methods:
         t0 = time.perf_counter()
         r = sw.fit(k_sw, x, K, cfg)
@@ -714,6 +716,7 @@ def parse_args(argv=None):
         "--sw-config", choices=sorted(SW_PRESETS), default=None, help="SW settings (default per scale)"
     )
     p.add_argument("--methods", default=None, help=f"comma list from {list(METHODS)} (default: all)")
+    p.add_argument("--sklearn-threads", type=int, default=1, help="BLAS threads of scikit-learn's EM")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -846,7 +849,7 @@ def main(argv=None) -> dict:
 
         bar = tqdm(total=len(todo), desc="seeds")
     for seed in todo:
-        fits = fit_methods(seed, codes_train, s, methods)
+        fits = fit_methods(seed, codes_train, s, methods, args.sklearn_threads)
         ev = evaluate(fits, seed, arch, nets, codes_train, codes_test, data.n_classes, s)
         row = {m: {**fits[m][1], **ev[m]} for m in methods}
         result["seeds"][str(seed)] = row

