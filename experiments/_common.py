@@ -281,6 +281,8 @@ _PACKAGES = {
     "scipy": "scipy",
     "tqdm": "tqdm",
     "ot": "pot",
+    "equinox": "equinox",
+    "mlxtend": "mlxtend",
 }
 
 

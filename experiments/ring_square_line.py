@@ -249,8 +249,6 @@ def fooling_rates(key, x, x_test, fits, disc: dict) -> dict:
     mu, sd = x.mean(0), x.std(0)
     scale = lambda a: (a - mu) / sd  # noqa: E731  (the real data's statistics, as in the embedding study)
     draw = jax.jit(jax.vmap(sw.sample, (0, 0, None)), static_argnums=2)  # (keys, params, n)
-    logits = jax.jit(jax.vmap(lambda p, a: _nets.apply_net(p, spec, a)[:, 0], (0, None)))
-    logits_own = jax.jit(jax.vmap(lambda p, a: _nets.apply_net(p, spec, a)[:, 0]))
     out = {}
     for i, name in enumerate(m for m in FOOLING_METHODS if m in fits):
         k_tr, k_te, k_disc = jax.random.split(jax.random.fold_in(key, i), 3)
@@ -259,7 +257,7 @@ def fooling_rates(key, x, x_test, fits, disc: dict) -> dict:
         fake_te = draw(jax.random.split(k_te, r), fits[name], x_test.shape[0])
         nets, _ = _nets.train_binary_many(k_disc, scale(x), scale(fake_tr), spec, **disc)
         rate, _, on_fake = jax.vmap(sw.fooling_rate, (0, 0, None))(
-            logits(nets, scale(x_test)), logits_own(nets, scale(fake_te)), 0.0
+            _nets.apply_many(nets, scale(x_test)), _nets.apply_many(nets, scale(fake_te), per_model=True), 0.0
         )
         out[name] = {
             "fooling_rate": np.asarray(rate).tolist(),

@@ -83,7 +83,7 @@ def test_report_renders_results(smoke_run, tmp_path):
     assert "| sw_reloc+em_reloc |" in text and "`em_reloc`: EM + 2 merge-and-relocate" in text
     assert text.count("### Embedding study") == 2
     assert text.count("### Figure 3") == 2 and "results/ring_square_line_smoke.png" in text
-    assert "| em | " in text and "46.83% ± 1.14%" in text  # fooling rates beside the paper's
+    assert "| `em` | " in text and "46.83% ± 1.14%" in text  # fooling rates beside the paper's
     assert "picking by SW distance, `sw`" in text
     assert "results/benchmark.json` not produced yet" in text
 
