@@ -36,6 +36,7 @@ from swgmm_jax._validation import (
     check_key,
     check_positive_int,
     check_real,
+    check_sample_weight,
 )
 
 __all__ = [
@@ -386,8 +387,10 @@ def point_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _mean_log_likelihood(params: GMMParams, x: jax.Array) -> jax.Array:
-    return jnp.mean(point_log_likelihood(params, x))
+def _mean_log_likelihood(params: GMMParams, x: jax.Array, sample_weight=None) -> jax.Array:
+    if sample_weight is None:
+        return jnp.mean(point_log_likelihood(params, x))
+    return sample_weight @ point_log_likelihood(params, x) / jnp.sum(sample_weight)
 
 
 @jax.jit
@@ -409,12 +412,16 @@ def _check_inputs(params: Any, x: Any) -> tuple[GMMParams, jax.Array]:
     return params, x.astype(jnp.result_type(x, params.means.dtype, float))
 
 
-def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
+def log_likelihood(
+    params: GMMParams, x: jax.typing.ArrayLike, *, sample_weight: jax.typing.ArrayLike | None = None
+) -> jax.Array:
     """Mean log-likelihood per point of ``x[n, d]`` (log-sum-exp over components).
 
     Args:
       params: the GMM.
       x: ``[n, d]`` points.
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0): the weighted mean ``sum_n w_n log p(x_n) / sum_n w_n``.
 
     Returns:
       Scalar ``mean_n log sum_k w_k N(x_n | mu_k, Sigma_k)``.
@@ -425,9 +432,13 @@ def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0]])
       >>> round(float(sw.log_likelihood(params, x)), 4)  # -log(2 pi) - (0 + 1/2) / 2
       -2.0879
+      >>> round(float(sw.log_likelihood(params, x, sample_weight=jnp.array([3.0, 1.0]))), 4)  # (0 + 1/2) / 4
+      -1.9629
     """
     params, x = _check_inputs(params, x)
-    return _mean_log_likelihood(params, x)
+    if sample_weight is None:
+        return _mean_log_likelihood(params, x)
+    return _mean_log_likelihood(params, x, check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype))
 
 
 def predict_proba(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:

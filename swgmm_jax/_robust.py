@@ -92,6 +92,7 @@ def fit_robust(
     *,
     n_restarts: int = 4,
     mesh: Any = "auto",
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> RobustResult:
     """The most robust fit the package knows: ``n_restarts`` SW fits, EM from each, the best likelihood.
 
@@ -115,6 +116,10 @@ def fit_robust(
         likelihood on every call tried.
       mesh: as in :func:`swgmm_jax.fit_restarts` (the restarts are spread
         over the devices).
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0): the SW fits, EM and both selection scores are weighted (see
+        :func:`swgmm_jax.fit` and :func:`swgmm_jax.fit_em`). ``config.freeze``
+        and ``em_config.freeze`` hold parameters in either phase.
 
     Returns:
       :class:`RobustResult`; ``.params`` in the units of ``x``.
@@ -130,11 +135,14 @@ def fit_robust(
     em_config = ROBUST_EM_CONFIG if em_config is None else check_config(em_config, EMConfig)
     r = check_positive_int(n_restarts, "n_restarts")
     k_sw, k_em, k_eval = jax.random.split(key, 3)
-    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh)
-    em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
+    w = sample_weight
+    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh, sample_weight=w)
+    em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params, sample_weight=w)
     # select_best skips diverged restarts (and raises if all did); the SW scores are diagnostics only.
-    _, swd, _ = select_best(k_eval, sw_res, x, "sw", n_projections=128, p=config.slicing.p, n_levels=256)
+    _, swd, _ = select_best(
+        k_eval, sw_res, x, "sw", n_projections=128, p=config.slicing.p, n_levels=256, sample_weight=w
+    )
     collapsed = np.asarray(jnp.any(collapsed_components(em_res.params), axis=-1))
     exclude = None if collapsed.all() else collapsed
-    i, ll, best = select_best(None, em_res, x, "log_likelihood", exclude=exclude)
+    i, ll, best = select_best(None, em_res, x, "log_likelihood", exclude=exclude, sample_weight=w)
     return RobustResult(best.params, jnp.asarray(i), ll, swd, jnp.asarray(collapsed), sw_res, em_res)
