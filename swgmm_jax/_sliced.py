@@ -133,8 +133,14 @@ def _sort_with_weights(y: jax.Array, w: jax.Array, method: str) -> tuple[jax.Arr
 
     XLA sorts the (value, weight) pairs in one ``lax.sort``. The host path needs
     the permutation, so it pays for NumPy's argsort rather than its sort (see
-    :func:`sort_slices`; about 5x the sort's time here); the values and
-    weights are then gathered on the device, which keeps ``y``'s gradient.
+    :func:`sort_slices`); the values and weights are then gathered on the
+    device, which keeps ``y``'s gradient. Measured on 2 loaded CPU cores
+    (noisy): NumPy's argsort of 1,600 x 850 float32 took 85 ms against 25 ms for
+    its sort, and a jitted value-and-gradient of ``sliced_loss`` on
+    ``ring_square_line`` (850 points, K = 10, 16 directions) took 2.7 ms
+    weighted against 1.4 ms unweighted at 64 levels (host sort; 3.7 against
+    4.4 ms with XLA's), and 15 against 5 ms with all data levels, whose levels
+    then differ from slice to slice.
     """
     wb = jnp.broadcast_to(w.astype(y.dtype), y.shape)
     if method == "auto":

@@ -6,6 +6,7 @@ integrals, and NumPy float64 weighted statistics.
 """
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -249,3 +250,19 @@ def test_traced_weights_skip_value_checks():
         lambda w: sw.sliced_wasserstein(jax.random.key(0), PARAMS, X32, n_projections=4, sample_weight=w)
     )
     assert np.isfinite(float(f(jnp.asarray(COUNTS, jnp.float32))))
+
+
+def test_host_minibatches_draw_rows_in_proportion_to_weights():
+    x = np.arange(8.0).reshape(8, 1)
+    w = np.array([0.0, 1.0, 2.0, 0.0, 4.0, 1.0, 0.0, 0.0])
+    batches = itertools.islice(sw.host_minibatches(0, x, 400, w), 200)
+    rows = np.concatenate([b[:, 0] for b in batches]).astype(int)
+    freq = np.bincount(rows, minlength=8) / rows.size
+    assert np.all(freq[w == 0] == 0)
+    np.testing.assert_allclose(freq, w / w.sum(), atol=0.008)  # 80,000 draws: sd <= 0.0018
+    with pytest.raises(ValueError, match="sample_weight applies to array data only"):
+        sw.fit_stream(jax.random.key(0), iter([X32] * 5), 2, sw.FitConfig(n_steps=5), sample_weight=COUNTS)
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        sw.fit_stream(
+            jax.random.key(0), X32, 2, sw.FitConfig(n_steps=5, batch_size=8), sample_weight=-np.ones(N)
+        )
