@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
+from swgmm_jax._params import GMMParams
 from swgmm_jax._sliced import SORT_METHODS
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_bool, check_choice, check_positive_int, check_real
@@ -46,11 +47,57 @@ __all__ = [
     "FitConfig",
     "EMConfig",
     "INIT_METHODS",
+    "FREEZE_NAMES",
     "check_config",
+    "check_freeze",
+    "frozen_fields",
+    "hold_frozen",
 ]
 
 INIT_METHODS = ("random_from_data", "kmeans++", "kmeans")
 _SCHEDULES = ("constant", "cosine")
+
+FREEZE_NAMES = ("weights", "means", "covariances")
+"""The parameters a fit can hold at their initial values (``freeze=``)."""
+
+# Which GMMParams leaves each name covers (a covariance type with other
+# leaves would map "covariances" to its own).
+_FROZEN_FIELDS = {"weights": ("logits",), "means": ("means",), "covariances": ("scale_tril",)}
+
+
+def check_freeze(freeze: Any, name: str = "freeze") -> frozenset[str]:
+    """``freeze`` as a frozenset of names from :data:`FREEZE_NAMES` (a single string is one name)."""
+    if freeze is None:
+        return frozenset()
+    if isinstance(freeze, str):
+        freeze = (freeze,)
+    try:
+        names = frozenset(freeze)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a set of names from {FREEZE_NAMES}, got {type(freeze).__name__}"
+        ) from None
+    bad = sorted(repr(n) for n in names if not isinstance(n, str) or n not in FREEZE_NAMES)
+    if bad:
+        raise ValueError(f"{name} may only hold {FREEZE_NAMES}, got {', '.join(bad)}")
+    return names
+
+
+def frozen_fields(freeze: frozenset[str]) -> tuple[str, ...]:
+    """The ``GMMParams`` fields held fixed for the frozen names, in a fixed order."""
+    return tuple(f for n in FREEZE_NAMES if n in freeze for f in _FROZEN_FIELDS[n])
+
+
+def hold_frozen(params: GMMParams, start: GMMParams, freeze: frozenset[str]) -> GMMParams:
+    """``params`` with ``start``'s leaves for the frozen names, bit for bit.
+
+    Frozen covariances take ``start``'s floor ``reg_covar`` too, so that the
+    covariance matrices are ``start``'s exactly.
+    """
+    held = frozen_fields(freeze)
+    if "covariances" in freeze:
+        held = (*held, "reg_covar")
+    return params._replace(**{name: getattr(start, name) for name in held})
 
 
 def _check_int_or_none(value: Any, name: str) -> None:
@@ -317,9 +364,18 @@ class FitConfig:
       n_steps: RMSProp steps, one fresh set of directions each.
       reg_covar: covariance floor (standardised units): every covariance has
         smallest eigenvalue >= ``reg_covar`` at every step. Traced.
-      learn_weights: learn the mixture weights; ``False`` keeps them at their
-        initial value (``1/K`` for ``init="random_from_data"``, as the authors'
-        public 2D demo does; the k-means cells' shares for ``"kmeans"``).
+      freeze: parameters held at their initial values, any of ``"weights"``,
+        ``"means"`` and ``"covariances"`` (a set, or one name as a string):
+        their updates are masked, so they come out of the fit bit for bit as
+        they went in (given ``init``, exactly ``init``'s leaves: ``logits``,
+        ``means``, or ``scale_tril`` with ``reg_covar``; otherwise those of
+        the initialisation, e.g. ``1/K`` weights for ``init="random_from_data"``,
+        as the authors' public 2D demo does, the k-means cells' shares for
+        ``"kmeans"``). Merge-and-relocate moves leave them alone too. Static.
+      learn_weights: alias of ``"weights" not in freeze`` (read back as such).
+        Given to the constructor (or to ``replace``), it decides about the
+        weights whatever ``freeze`` says: ``False`` adds ``"weights"`` to
+        ``freeze``, ``True`` removes it; not given, ``freeze`` decides.
       standardize: standardise the data internally (recommended).
       slicing: :class:`SlicingConfig`.
       optimizer: :class:`OptimizerConfig`.
@@ -333,11 +389,14 @@ class FitConfig:
       (0.1, 0.1, 128)
       >>> cfg.replace(relocations=4).relocation.rounds
       4
+      >>> frozen = sw.FitConfig(freeze={"means", "weights"})
+      >>> sorted(frozen.freeze), frozen.learn_weights, sorted(frozen.replace(learn_weights=True).freeze)
+      (['means', 'weights'], False, ['means'])
     """
 
     n_steps: int
     reg_covar: Any
-    learn_weights: bool
+    freeze: frozenset[str]
     standardize: bool
     slicing: SlicingConfig
     optimizer: OptimizerConfig
@@ -349,7 +408,8 @@ class FitConfig:
         n_steps: int = 500,
         *,
         reg_covar: Any = 1e-6,
-        learn_weights: bool = True,
+        freeze: Any = frozenset(),
+        learn_weights: bool | None = None,
         standardize: bool = True,
         slicing: SlicingConfig | None = None,
         optimizer: OptimizerConfig | None = None,
@@ -385,10 +445,19 @@ class FitConfig:
         setattr_ = object.__setattr__
         setattr_(self, "n_steps", int(n_steps))
         setattr_(self, "reg_covar", reg_covar)
-        setattr_(self, "learn_weights", check_bool(learn_weights, "learn_weights"))
+        frozen = check_freeze(freeze)
+        if learn_weights is not None:  # the alias decides about the weights when given
+            keep = frozenset() if check_bool(learn_weights, "learn_weights") else frozenset({"weights"})
+            frozen = (frozen - {"weights"}) | keep
+        setattr_(self, "freeze", frozen)
         setattr_(self, "standardize", check_bool(standardize, "standardize"))
         for name, sub_config in subs.items():
             setattr_(self, name, sub_config)
+
+    @property
+    def learn_weights(self) -> bool:
+        """Whether the mixture weights are learnt (``"weights" not in freeze``)."""
+        return "weights" not in self.freeze
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not fields: the flat aliases.
@@ -430,11 +499,19 @@ class EMConfig:
         ``inf``, so a collapsed start gives way to any proposal that is not).
         ``0``: plain EM.
       relocation_temperature: temperature of the random choice of the pair. Traced.
+      freeze: parameters held at their initial values, any of ``"weights"``,
+        ``"means"`` and ``"covariances"`` (a set, or one name as a string).
+        The M-step keeps them and updates the others given them (covariances
+        about the frozen means, for instance); the result's frozen leaves are
+        the initial parameters' bit for bit (given ``init``, ``init``'s own).
+        Relocation moves leave them alone too. Static.
 
     Examples:
       >>> import swgmm_jax as sw
       >>> sw.EMConfig(max_iter=500, tol=1e-6).max_iter
       500
+      >>> sorted(sw.EMConfig(freeze={"covariances", "weights"}).freeze)
+      ['covariances', 'weights']
     """
 
     max_iter: int = 100
@@ -445,8 +522,10 @@ class EMConfig:
     kmeans_n_init: int = 10
     relocations: int = 0
     relocation_temperature: Any = 0.03
+    freeze: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "freeze", check_freeze(self.freeze))
         check_positive_int(self.max_iter, "max_iter")
         check_real(self.tol, "tol", low=0.0)
         check_real(self.reg_covar, "reg_covar", low=0.0, low_open=True)

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from swgmm_jax._config import EMConfig, check_config
-from swgmm_jax._init import centre, check_fit_args, init_params
+from swgmm_jax._config import FREEZE_NAMES, EMConfig, check_config, check_freeze, hold_frozen
+from swgmm_jax._init import centre, check_fit_args, init_params, normalized_weights
 from swgmm_jax._params import (
     COLLAPSE_FACTOR,
     GMMParams,
@@ -27,7 +27,7 @@ from swgmm_jax._params import (
     to_moments,
 )
 from swgmm_jax._relocate import accept_if_better, merge_relocate
-from swgmm_jax._validation import check_data, check_dim, check_positive_int
+from swgmm_jax._validation import check_data, check_dim, check_positive_int, check_sample_weight
 
 __all__ = ["EMResult", "fit_em", "fit_em_restarts", "polish_em", "em_step"]
 
@@ -64,13 +64,27 @@ class EMResult(NamedTuple):
     relocation_accepted: jax.Array | None = None
 
 
-def em_step(x: jax.Array, moments: tuple[jax.Array, jax.Array, jax.Array], reg_covar: Any):
+def em_step(
+    x: jax.Array,
+    moments: tuple[jax.Array, jax.Array, jax.Array],
+    reg_covar: Any,
+    *,
+    sample_weight: jax.Array | None = None,
+    freeze: Any = frozenset(),
+):
     """One E-step + M-step on ``(weights, means, covariances)``.
 
     Args:
       x: ``[n, d]`` data.
       moments: ``(weights[K], means[K, d], covariances[K, d, d])``.
       reg_covar: added to the diagonal of every new covariance.
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0; not checked; only their ratios matter): the sufficient statistics
+        are the responsibilities times the weights (rescaled to mean 1), and
+        the log-likelihood is the weighted mean.
+      freeze: names among ``"weights"``, ``"means"``, ``"covariances"`` (static)
+        whose moments are returned unchanged; the others are updated given
+        them (the covariances about frozen means).
 
     Returns:
       ``((weights, means, covariances), mean_log_likelihood)``: the new moments
@@ -83,13 +97,24 @@ def em_step(x: jax.Array, moments: tuple[jax.Array, jax.Array, jax.Array], reg_c
       >>> (w, m, c), ll = jax.jit(sw.em_step)(x, moments, 1e-6)
       >>> float(w.sum())
       1.0
+
+      Weights scale the points' statistics; frozen moments stay as they are:
+
+      >>> (w2, m2, c2), _ = sw.em_step(x, moments, 1e-6, sample_weight=jnp.ones(200) * 3.0,
+      ...                              freeze={"means"})
+      >>> bool(jnp.all(m2 == moments[1]))
+      True
     """
+    freeze = check_freeze(freeze)
     weights, means, covs = moments
     log_prob = log_prob_from_moments(x, jnp.log(weights), means, covs)
     log_norm = logsumexp(log_prob, axis=1)
     resp = jnp.exp(log_prob - log_norm[:, None])
+    wn = normalized_weights(sample_weight, x.shape[0])
+    if wn is not None:
+        resp = resp * wn[:, None]
     nk = jnp.sum(resp, axis=0) + 10 * jnp.finfo(x.dtype).eps
-    new_means = resp.T @ x / nk[:, None]
+    new_means = means if "means" in freeze else resp.T @ x / nk[:, None]
     eye = jnp.eye(x.shape[1], dtype=x.dtype)
 
     def cov(r, mu, n):  # one component at a time: memory O(n d), not O(K n d)
@@ -102,31 +127,41 @@ def em_step(x: jax.Array, moments: tuple[jax.Array, jax.Array, jax.Array], reg_c
         lam, vec = jnp.linalg.eigh(0.5 * (c + c.T))
         return (vec * jnp.maximum(lam, 0.0)[None, :]) @ vec.T + reg_covar * eye
 
-    new_covs = jax.lax.map(lambda a: cov(*a), (resp.T, new_means, nk))
-    return (nk / jnp.sum(nk), new_means, new_covs), jnp.mean(log_norm)
+    if "covariances" in freeze:
+        new_covs = covs
+    else:
+        new_covs = jax.lax.map(lambda a: cov(*a), (resp.T, new_means, nk))
+    new_weights = weights if "weights" in freeze else nk / jnp.sum(nk)
+    ll = jnp.mean(log_norm) if wn is None else jnp.mean(wn * log_norm)
+    return (new_weights, new_means, new_covs), ll
 
 
-def _fit_em_single(key, x, init, n_components: int, config: EMConfig) -> EMResult:
+def _fit_em_single(key, x, init, n_components: int, config: EMConfig, sample_weight=None) -> EMResult:
     # Centring is exact for EM (translation equivariant, reg_covar included)
     # and keeps float32 digits for data at a large offset.
-    c = centre(x)
+    c = centre(x, sample_weight)
     xc = x - c[None, :]
     reg = jnp.asarray(config.reg_covar, x.dtype)
     if init is None:
-        params0 = init_params(key, xc, n_components, config.initialization, reg)
+        params0 = init_params(key, xc, n_components, config.initialization, reg, sample_weight)
     else:
         params0 = rescale_params(init, -c, 1.0)
-    moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config)
+    start = rescale_params(params0, c, 1.0) if init is None else init  # the frozen leaves, caller's units
+    moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config, sample_weight)
     if not config.relocations:
-        return EMResult(rescale_params(moments_to_params(*moments, reg), c, 1.0), hist, n_iter, conv)
-    params, nll, accepted = _relocation_rounds(jax.random.fold_in(key, 1), xc, moments, reg, config)
-    return EMResult(rescale_params(params, c, 1.0), hist, n_iter, conv, nll, accepted)
+        params = rescale_params(moments_to_params(*moments, reg), c, 1.0)
+        return EMResult(hold_frozen(params, start, config.freeze), hist, n_iter, conv)
+    params, nll, accepted = _relocation_rounds(
+        jax.random.fold_in(key, 1), xc, moments, reg, config, sample_weight
+    )
+    params = hold_frozen(rescale_params(params, c, 1.0), start, config.freeze)
+    return EMResult(params, hist, n_iter, conv, nll, accepted)
 
 
 _TOL_ULPS = 8  # the convergence test's floor, in units of the log-likelihood's rounding
 
 
-def _em_loop(xc, moments0, reg, config: EMConfig):
+def _em_loop(xc, moments0, reg, config: EMConfig, sample_weight=None):
     """EM iterations until ``tol`` or ``max_iter``: ``(moments, n_iter, converged, history)``."""
     hist0 = jnp.full((config.max_iter,), jnp.nan, xc.dtype)
 
@@ -136,7 +171,7 @@ def _em_loop(xc, moments0, reg, config: EMConfig):
 
     def body(carry):
         moments, prev, it, _, hist = carry
-        moments, ll = em_step(xc, moments, reg)
+        moments, ll = em_step(xc, moments, reg, sample_weight=sample_weight, freeze=config.freeze)
         # tol, but never below the resolution of the mean log-likelihood in its dtype: in float32 at
         # d = 50 (|ll| ~ 69, resolution 8e-6) tol = 1e-6 could not be met, and EM ran max_iter times.
         tol = jnp.maximum(config.tol, _TOL_ULPS * jnp.finfo(xc.dtype).eps * jnp.abs(ll))
@@ -148,13 +183,16 @@ def _em_loop(xc, moments0, reg, config: EMConfig):
     return moments, n_iter, conv, hist
 
 
-def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
+def _relocation_rounds(key, xc, moments, reg, config: EMConfig, sample_weight=None):
     """Merge-and-relocate rounds, each run to convergence and kept only if the likelihood rose."""
+    wn = normalized_weights(sample_weight, xc.shape[0])
+    frozen = [i for i, name in enumerate(FREEZE_NAMES) if name in config.freeze]  # moments' order
 
     def nll(m):
         # A proposal that collapses a component (its likelihood unbounded as the floor goes to 0, e.g.
         # a component on a few duplicated points) is never kept.
-        value = -jnp.mean(logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1))
+        point_ll = logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1)
+        value = -jnp.mean(point_ll if wn is None else wn * point_ll)
         at_floor = jnp.any(jnp.linalg.eigvalsh(m[2])[..., 0] < COLLAPSE_FACTOR * reg)
         return jnp.where(at_floor, jnp.inf, value)
 
@@ -165,8 +203,12 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig):
             xc,
             temperature=config.relocation_temperature,
             cov_scale=config.init_cov_scale,
+            sample_weight=sample_weight,
         )
-        return _em_loop(xc, to_moments(proposal), reg, config)[0]
+        moments = list(to_moments(proposal))
+        for i in frozen:  # the move leaves the frozen moments alone
+            moments[i] = current[i]
+        return _em_loop(xc, tuple(moments), reg, config, sample_weight)[0]
 
     moments, values, accepted = accept_if_better(key, moments, config.relocations, propose, nll)
     return moments_to_params(*moments, reg), values, accepted
@@ -176,9 +218,11 @@ _fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components",))
 
 
 @functools.partial(jax.jit, static_argnames=("n_components",))
-def _fit_em_restarts_jit(keys, x, init, n_components, config):
+def _fit_em_restarts_jit(keys, x, init, n_components, config, sample_weight=None):
     in_axes = (0, None, None if init is None else 0)
-    fn = functools.partial(_fit_em_single, n_components=n_components, config=config)
+    fn = functools.partial(
+        _fit_em_single, n_components=n_components, config=config, sample_weight=sample_weight
+    )
     return jax.vmap(fn, in_axes)(keys, x, init)
 
 
@@ -188,6 +232,8 @@ def fit_em(
     n_components: int,
     config: EMConfig | None = None,
     init: GMMParams | None = None,
+    *,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> EMResult:
     """Fit a GMM by expectation-maximisation (the baseline), in one jitted call.
 
@@ -202,6 +248,11 @@ def fit_em(
       n_components: ``K``.
       config: :class:`EMConfig`; defaults to ``EMConfig()``.
       init: optional initial ``GMMParams``.
+      sample_weight: ``None`` (equal weights) or ``[n]`` weights of the points,
+        >= 0 and not all 0 (only their ratios matter): weighted sufficient
+        statistics, weighted mean log-likelihood (in ``loss_history`` and the
+        ``tol`` test), weighted initialisation and relocation moves. Integer
+        weights fit what the data with each point repeated ``w_i`` times fits.
 
     Returns:
       :class:`EMResult`.
@@ -212,10 +263,21 @@ def fit_em(
       >>> res = sw.fit_em(jax.random.key(1), x, 2, sw.EMConfig(max_iter=50))
       >>> res.params.means.shape, res.loss_history.shape
       ((2, 2), (50,))
+
+      Counts as weights, and covariances held at ``init``'s:
+
+      >>> init = sw.initialize(jax.random.key(2), x, 2)
+      >>> cfg = sw.EMConfig(max_iter=20, freeze={"covariances"})
+      >>> res = sw.fit_em(jax.random.key(1), x, 2, cfg, init, sample_weight=jnp.arange(300) % 4)
+      >>> bool(jnp.all(res.params.scale_tril == init.scale_tril))
+      True
     """
     config = check_config(config, EMConfig)
     x, k, init = check_fit_args(key, x, n_components, init)
-    return _fit_em_jit(key, x, init, config=config, n_components=k)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
+    if w is None:
+        return _fit_em_jit(key, x, init, config=config, n_components=k)
+    return _fit_em_jit(key, x, init, config=config, n_components=k, sample_weight=w)
 
 
 def fit_em_restarts(
@@ -225,6 +287,8 @@ def fit_em_restarts(
     n_restarts: int,
     config: EMConfig | None = None,
     init: GMMParams | None = None,
+    *,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> EMResult:
     """``n_restarts`` EM fits as one jitted ``vmap`` over ``jax.random.split(key, n_restarts)``.
 
@@ -238,6 +302,7 @@ def fit_em_restarts(
       n_restarts: number of restarts ``R``.
       config: :class:`EMConfig`; defaults to ``EMConfig()``.
       init: optional ``[R]``-batched initial ``GMMParams``.
+      sample_weight: ``None`` or ``[n]`` weights of the points, as in :func:`fit_em`.
 
     Returns:
       :class:`EMResult` whose leaves have a leading ``[n_restarts]`` axis.
@@ -251,22 +316,31 @@ def fit_em_restarts(
     config = check_config(config, EMConfig)
     r = check_positive_int(n_restarts, "n_restarts")
     x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
-    return _fit_em_restarts_jit(jax.random.split(key, r), x, init, k, config)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
+    if w is None:
+        return _fit_em_restarts_jit(jax.random.split(key, r), x, init, k, config)
+    return _fit_em_restarts_jit(jax.random.split(key, r), x, init, k, config, w)
 
 
 @functools.partial(jax.jit, static_argnames=("n_steps",))
-def _polish(params, x, n_steps):
-    c = centre(x)
+def _polish(params, x, n_steps, sample_weight=None):
+    c = centre(x, sample_weight)
     moments = to_moments(rescale_params(params, -c, 1.0))
 
     def body(m, _):
-        return em_step(x - c[None, :], m, params.reg_covar)[0], None
+        return em_step(x - c[None, :], m, params.reg_covar, sample_weight=sample_weight)[0], None
 
     moments, _ = jax.lax.scan(body, moments, None, length=n_steps)
     return rescale_params(moments_to_params(*moments, params.reg_covar), c, 1.0)
 
 
-def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMParams:
+def polish_em(
+    params: GMMParams,
+    x: jax.typing.ArrayLike,
+    n_steps: int,
+    *,
+    sample_weight: jax.typing.ArrayLike | None = None,
+) -> GMMParams:
     """Refine a fit with ``n_steps`` EM iterations (an explicit, optional step).
 
     The authors' public demo silently ends its SW fit with 25 EM iterations;
@@ -278,6 +352,7 @@ def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMPa
       params: the GMM to refine.
       x: ``[n, d]`` data.
       n_steps: EM iterations, >= 0.
+      sample_weight: ``None`` or ``[n]`` weights of the points (see :func:`fit_em`).
 
     Returns:
       The refined ``GMMParams``.
@@ -293,4 +368,7 @@ def polish_em(params: GMMParams, x: jax.typing.ArrayLike, n_steps: int) -> GMMPa
     params = check_params(params)
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
-    return _polish(params, x.astype(params.means.dtype), n_steps)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=params.means.dtype)
+    if w is None:
+        return _polish(params, x.astype(params.means.dtype), n_steps)
+    return _polish(params, x.astype(params.means.dtype), n_steps, w)

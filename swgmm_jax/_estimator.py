@@ -43,7 +43,7 @@ from swgmm_jax._params import (
 from swgmm_jax._robust import ROBUST_FIT_CONFIG, fit_robust
 from swgmm_jax._select import select_best
 from swgmm_jax._sliced import sliced_wasserstein
-from swgmm_jax._validation import check_key
+from swgmm_jax._validation import check_key, check_sample_weight
 
 __all__ = ["GaussianMixture", "NotFittedError", "ConvergenceWarning"]
 
@@ -101,6 +101,12 @@ class ConvergenceWarning(UserWarning):
       >>> [w.category.__name__ for w in caught]
       ['ConvergenceWarning']
     """
+
+
+def _mean_ll(params: GMMParams, x: jax.Array, w: Any) -> jax.Array:
+    """The (weighted) mean log-likelihood of ``x``."""
+    ll = point_log_likelihood(params, x)
+    return ll.mean() if w is None else (w @ ll) / jnp.sum(w)
 
 
 def _check_array(X: Any, name: str = "X", min_samples: int = 1) -> np.ndarray:
@@ -447,7 +453,9 @@ class GaussianMixture:
 
     # ---- fitting ----
 
-    def _initial_params(self, key: jax.Array, x: jax.Array, k: int, init: str) -> GMMParams | None:
+    def _initial_params(
+        self, key: jax.Array, x: jax.Array, k: int, init: str, w: Any = None
+    ) -> GMMParams | None:
         if self.warm_start and hasattr(self, "params_"):
             if self.params_.means.shape != (k, x.shape[1]):
                 raise ValueError(
@@ -458,7 +466,8 @@ class GaussianMixture:
         given = (self.weights_init, self.means_init, self.precisions_init)
         if all(g is None for g in given):
             return None
-        w, m, c = (np.asarray(a, np.float64) for a in to_moments(initialize(key, x, k, method=init)))
+        first = initialize(key, x, k, method=init, sample_weight=w)
+        w, m, c = (np.asarray(a, np.float64) for a in to_moments(first))
         p: np.ndarray
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, np.float64)
@@ -478,14 +487,14 @@ class GaussianMixture:
         dtype = x.dtype
         return from_moments(w.astype(dtype), m.astype(dtype), c.astype(dtype), self.reg_covar)
 
-    def _configs(self, x: np.ndarray) -> tuple[FitConfig, EMConfig]:
+    def _configs(self, x: np.ndarray, w: Any = None) -> tuple[FitConfig, EMConfig]:
         init = _INIT_PARAMS[self.init_params]
         base = self.sw_config
         if base is None:
             base = ROBUST_FIT_CONFIG if self.method == "robust" else FitConfig()
         reg = float(self.reg_covar)
         if base.standardize:  # FitConfig's floor is in units of the standardised data
-            reg = reg / float(standardizer(jnp.asarray(x))[1]) ** 2
+            reg = reg / float(standardizer(jnp.asarray(x), w)[1]) ** 2
         sw_config = base.replace(reg_covar=reg, init=init)
         em_config = EMConfig(
             max_iter=int(self.max_iter),
@@ -496,7 +505,9 @@ class GaussianMixture:
         )
         return sw_config, em_config
 
-    def _run(self, key: jax.Array, x: jax.Array, sw_config: FitConfig, em_config: EMConfig, init: Any):
+    def _run(
+        self, key: jax.Array, x: jax.Array, sw_config: FitConfig, em_config: EMConfig, init: Any, w: Any
+    ):
         """``(params, n_iter, converged, lower_bounds, sw_distance_or_None)`` of the chosen fit."""
         k = int(self.n_components)
         r = 1 if init is not None else int(self.n_init)
@@ -504,33 +515,37 @@ class GaussianMixture:
         method = self.method
         progress = True if self.verbose >= 2 else None  # SW steps reported on stderr
         if method == "robust":
-            res = fit_robust(k_fit, x, k, sw_config, em_config, n_restarts=r, progress=progress)
+            res = fit_robust(
+                k_fit, x, k, sw_config, em_config, n_restarts=r, sample_weight=w, progress=progress
+            )
             em = jax.tree.map(lambda a: a[res.restart_index], res.em_result)
             return res.params, em.n_iter, em.converged, em.loss_history, k_eval
         if method == "em":
             if r == 1:
-                em = fit_em(k_em, x, k, em_config, init)
+                em = fit_em(k_em, x, k, em_config, init, sample_weight=w)
             else:
-                em = select_best(fit_em_restarts(k_em, x, k, r, em_config), x, "log_likelihood").best
+                many = fit_em_restarts(k_em, x, k, r, em_config, sample_weight=w)
+                em = select_best(many, x, "log_likelihood", sample_weight=w).best
             return em.params, em.n_iter, em.converged, em.loss_history, None
         if r == 1:
-            sw_res = fit(k_fit, x, k, sw_config, init, progress=progress)
+            sw_res = fit(k_fit, x, k, sw_config, init, sample_weight=w, progress=progress)
         else:
-            sw_res = fit_restarts(k_fit, x, k, r, sw_config, progress=progress)
+            sw_res = fit_restarts(k_fit, x, k, r, sw_config, sample_weight=w, progress=progress)
         if method == "sw":
             if r > 1:
-                sw_res = select_best(sw_res, x, "sw", key=k_eval, p=sw_config.slicing.p, **_SW_EVAL).best
-            ll = point_log_likelihood(sw_res.params, x).mean()
+                p = sw_config.slicing.p
+                sw_res = select_best(sw_res, x, "sw", key=k_eval, p=p, sample_weight=w, **_SW_EVAL).best
+            ll = _mean_ll(sw_res.params, x, w)
             converged = jnp.all(jnp.isfinite(sw_res.loss_history))
             return sw_res.params, sw_config.n_steps, converged, -ll[None], k_eval
         if r == 1:
-            em = fit_em(k_em, x, k, em_config, sw_res.params)
+            em = fit_em(k_em, x, k, em_config, sw_res.params, sample_weight=w)
         else:
-            many = fit_em_restarts(k_em, x, k, r, em_config, sw_res.params)
-            em = select_best(many, x, "log_likelihood").best
+            many = fit_em_restarts(k_em, x, k, r, em_config, sw_res.params, sample_weight=w)
+            em = select_best(many, x, "log_likelihood", sample_weight=w).best
         return em.params, em.n_iter, em.converged, em.loss_history, k_eval
 
-    def _fit(self, X: Any) -> jax.Array:
+    def _fit(self, X: Any, sample_weight: Any = None) -> jax.Array:
         self._check_hyperparameters()
         names = _feature_names(X)
         arr = _check_array(X, min_samples=2)
@@ -539,12 +554,13 @@ class GaussianMixture:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {k}, n_samples = {arr.shape[0]}"
             )
-        sw_config, em_config = self._configs(arr)
+        pw = check_sample_weight(sample_weight, arr.shape[0], dtype=arr.dtype)
+        sw_config, em_config = self._configs(arr, pw)
         key = self._key()
         k_init, k_run = jax.random.split(key)
         x = jnp.asarray(arr)
-        init = self._initial_params(k_init, x, k, _INIT_PARAMS[self.init_params])
-        params, n_iter, converged, nll, k_eval = self._run(k_run, x, sw_config, em_config, init)
+        init = self._initial_params(k_init, x, k, _INIT_PARAMS[self.init_params], pw)
+        params, n_iter, converged, nll, k_eval = self._run(k_run, x, sw_config, em_config, init, pw)
         if not bool(np.all(np.isfinite(np.asarray(params.means)))):
             raise ValueError("the fit diverged (non-finite parameters); try a larger reg_covar")
         n_iter = int(n_iter)
@@ -556,7 +572,7 @@ class GaussianMixture:
         self.lower_bounds_ = [out(b) for b in bounds]  # a list of NumPy scalars, as scikit-learn's
         # fit_robust's merge-and-relocate rounds run after the EM history: score the final fit.
         final = self.method == "robust"
-        bound = float(point_log_likelihood(params, x).mean()) if final else float(bounds[-1])
+        bound = float(_mean_ll(params, x, pw)) if final else float(bounds[-1])
         self.lower_bound_ = out(bound)  # a NumPy scalar of the data's dtype, as scikit-learn's
         self.n_features_in_ = int(arr.shape[1])
         if names is not None:
@@ -566,7 +582,9 @@ class GaussianMixture:
         self.sliced_wasserstein_ = (
             None
             if k_eval is None
-            else float(sliced_wasserstein(k_eval, params, x, p=sw_config.slicing.p, **_SW_EVAL))
+            else float(
+                sliced_wasserstein(k_eval, params, x, p=sw_config.slicing.p, sample_weight=pw, **_SW_EVAL)
+            )
         )
         if self.method != "sw" and not self.converged_:
             warnings.warn(
@@ -595,8 +613,14 @@ class GaussianMixture:
         self.precisions_cholesky_ = prec_chol.astype(out)
         self.precisions_ = (prec_chol @ np.swapaxes(prec_chol, -1, -2)).astype(out)
 
-    def fit(self, X: Any, y: Any = None) -> GaussianMixture:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Fit the mixture to ``X [n_samples, n_features]`` (``y`` is ignored); returns ``self``.
+
+        ``sample_weight`` (``[n_samples]``, >= 0, not all 0; only the ratios
+        matter) weights the points in every phase of the fit (see
+        :func:`swgmm_jax.fit` and :func:`swgmm_jax.fit_em`), and in
+        ``lower_bound_`` and ``sliced_wasserstein_``: integer weights fit what
+        the data with each row repeated that many times fits.
 
         Examples:
           >>> import numpy as np
@@ -604,8 +628,11 @@ class GaussianMixture:
           >>> X = np.random.default_rng(0).normal(size=(100, 2))
           >>> GaussianMixture(2, method="em", random_state=0).fit(X).weights_.shape
           (2,)
+          >>> w = np.arange(100) % 3  # counts, zeros included
+          >>> GaussianMixture(2, method="em", random_state=0).fit(X, sample_weight=w).means_.shape
+          (2, 2)
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:

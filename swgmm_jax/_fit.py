@@ -35,13 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from swgmm_jax._config import FitConfig, SlicingConfig, check_config
+from swgmm_jax._config import FitConfig, SlicingConfig, check_config, frozen_fields, hold_frozen
 from swgmm_jax._init import check_fit_args, init_params, standardizer
 from swgmm_jax._mesh import check_mesh_sort, map_restarts, resolve_mesh
 from swgmm_jax._params import GMMParams, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
-from swgmm_jax._validation import check_positive_int
+from swgmm_jax._validation import check_positive_int, check_sample_weight
 
 __all__ = [
     "FitState",
@@ -94,8 +94,8 @@ class FitStep(NamedTuple):
     """The pure functions of an SW fit (see :func:`make_fit_step`).
 
     Attributes:
-      init: ``(key, x, n_components, init=None) -> FitState``.
-      step: ``(key, state, x_batch) -> (state, loss)``.
+      init: ``(key, x, n_components, init=None, sample_weight=None) -> FitState``.
+      step: ``(key, state, x_batch, sample_weight=None) -> (state, loss)``.
       restart: ``(state, params) -> FitState``: the same standardisation, new
         parameters (standardised units) and a fresh optimiser state.
 
@@ -113,7 +113,7 @@ class FitStep(NamedTuple):
     """
 
     init: Callable[..., FitState]
-    step: Callable[[jax.Array, FitState, jax.Array], tuple[FitState, jax.Array]]
+    step: Callable[..., tuple[FitState, jax.Array]]
     restart: Callable[[FitState, GMMParams], FitState]
 
 
@@ -155,7 +155,9 @@ def _optimizer(config: FitConfig) -> optax.GradientTransformation:
     return optax.rmsprop(lr, decay=opt.rmsprop_decay, centered=opt.centered, momentum=opt.momentum)
 
 
-def _loss(key: jax.Array, params: GMMParams, x: jax.Array, slicing: SlicingConfig, mesh) -> jax.Array:
+def _loss(
+    key: jax.Array, params: GMMParams, x: jax.Array, slicing: SlicingConfig, mesh, sample_weight=None
+) -> jax.Array:
     return sliced_loss(
         key,
         params,
@@ -166,6 +168,7 @@ def _loss(key: jax.Array, params: GMMParams, x: jax.Array, slicing: SlicingConfi
         quantile_iters=slicing.quantile_iters,
         sort=slicing.sort,
         mesh=mesh,
+        sample_weight=sample_weight,
     )
 
 
@@ -212,7 +215,7 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
 
     Args:
       config: :class:`FitConfig` (its ``slicing``, ``optimizer``,
-        ``initialization``, ``reg_covar``, ``learn_weights``, ``standardize``
+        ``initialization``, ``reg_covar``, ``freeze``, ``standardize``
         and ``n_steps``, the length of the cosine schedule, are used; drawing
         minibatches and relocations are the caller's loop's business).
       mesh: ``None`` (unsharded) or a 1-D mesh / ``"auto"``: each step's
@@ -221,13 +224,18 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
     Returns:
       :class:`FitStep` ``(init, step, restart)``:
 
-      * ``init(key, x, n_components, init=None) -> FitState``: the
+      * ``init(key, x, n_components, init=None, sample_weight=None) -> FitState``: the
         standardisation from ``x`` (``[n, d]``, or the first batch of a
         stream), initial parameters (``config.initialization`` drawn from
         ``key``, or ``init`` given in the data's units) and optimiser state;
-      * ``step(key, state, x_batch) -> (state, loss)``: ``x_batch`` in the
-        data's units; ``loss`` is the step's ``SW_p^p`` estimate in the
-        data's units, before the update;
+        ``sample_weight[n]`` (not checked) weights the standardisation and
+        the initialisation;
+      * ``step(key, state, x_batch, sample_weight=None) -> (state, loss)``:
+        ``x_batch`` in the data's units, ``sample_weight`` the ``[b]``
+        weights of its points (not checked; see :func:`swgmm_jax.slice_costs`);
+        ``loss`` is the step's ``SW_p^p`` estimate in the data's units,
+        before the update. The leaves of ``config.freeze`` come out of the
+        step bit for bit as they went in;
       * ``restart(state, params) -> FitState``.
 
     Examples:
@@ -248,38 +256,63 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
     check_mesh_sort(mesh, config.slicing.sort)
     opt = _optimizer(config)
     slicing = config.slicing
-    frozen = ("reg_covar",) if config.learn_weights else ("reg_covar", "logits")
+    held = frozen_fields(config.freeze)  # the GMMParams leaves of the frozen parameters
+    # Fits that freeze at most the weights keep the program they had before freeze= existed
+    # (the logits pass through the log-Cholesky coordinates unchanged, so a zero update keeps them).
+    legacy = set(held) <= {"logits"}
+    frozen = ("reg_covar", *held)
 
-    def loss_fn(coords: GMMParams, xb: jax.Array, key: jax.Array) -> jax.Array:
+    def legacy_loss_fn(coords: GMMParams, fixed: GMMParams, xb: jax.Array, key: jax.Array, weights):
         # Frozen leaves get a zero gradient, hence an exactly zero RMSProp update.
         coords = coords._replace(**{name: jax.lax.stop_gradient(getattr(coords, name)) for name in frozen})
-        return _loss(key, _from_log_cholesky(coords), xb, slicing, mesh)
+        return _loss(key, _from_log_cholesky(coords), xb, slicing, mesh, weights)
+
+    def loss_fn(coords: GMMParams, fixed: GMMParams, xb: jax.Array, key: jax.Array, weights):
+        # As above, but the loss sees the frozen leaves themselves (``fixed``), not their round
+        # trip through the log-Cholesky coordinates (exp(log d) is not d to the bit).
+        coords = coords._replace(reg_covar=jax.lax.stop_gradient(coords.reg_covar))
+        params = _from_log_cholesky(coords)
+        params = params._replace(**{name: jax.lax.stop_gradient(getattr(fixed, name)) for name in held})
+        return _loss(key, params, xb, slicing, mesh, weights)
 
     def restart(state: FitState, params: GMMParams) -> FitState:
         return state._replace(params=params, opt_state=opt.init(_to_log_cholesky(params)))
 
-    def init(key: jax.Array, x: jax.Array, n_components: int, init: GMMParams | None = None) -> FitState:
+    def init(
+        key: jax.Array,
+        x: jax.Array,
+        n_components: int,
+        init: GMMParams | None = None,
+        sample_weight: jax.Array | None = None,
+    ) -> FitState:
         dtype = x.dtype
         if config.standardize:
-            c, s = standardizer(x)
+            c, s = standardizer(x, sample_weight)
         else:
             c, s = jnp.zeros(x.shape[1], dtype), jnp.ones((), dtype)
         reg = jnp.asarray(config.reg_covar, dtype)
         if init is None:
-            params = init_params(key, (x - c[None, :]) / s, n_components, config.initialization, reg)
+            params = init_params(
+                key, (x - c[None, :]) / s, n_components, config.initialization, reg, sample_weight
+            )
         else:  # re-floored at this fit's reg_covar
             params = moments_to_params(*to_moments(rescale_params(init, -c / s, 1.0 / s)), reg)
         return restart(FitState(params, None, c, s), params)
 
-    def step(key: jax.Array, state: FitState, x_batch: jax.Array) -> tuple[FitState, jax.Array]:
+    def step(
+        key: jax.Array, state: FitState, x_batch: jax.Array, sample_weight: jax.Array | None = None
+    ) -> tuple[FitState, jax.Array]:
         xb = (x_batch - state.centre[None, :]) / state.scale
         coords = _to_log_cholesky(state.params)  # the optimiser's coordinates
-        loss, grads = jax.value_and_grad(loss_fn)(coords, xb, key)
+        grad_fn = jax.value_and_grad(legacy_loss_fn if legacy else loss_fn)
+        loss, grads = grad_fn(coords, state.params, xb, key, sample_weight)
         updates, opt_state = opt.update(grads, state.opt_state, coords)
         if config.optimizer.scale_with_dim and state.params.dim > 2:
             factor = (2.0 / state.params.dim) ** 0.5
             updates = jax.tree.map(lambda u: u * jnp.asarray(factor, u.dtype), updates)
         params = _from_log_cholesky(optax.apply_updates(coords, updates))
+        if not legacy:  # bit for bit: the state's frozen leaves, not their round trip
+            params = params._replace(**{name: getattr(state.params, name) for name in held})
         return state._replace(params=params, opt_state=opt_state), loss * state.scale**slicing.p
 
     return FitStep(init, step, restart)
@@ -292,6 +325,7 @@ def run_steps(
     x: jax.Array,
     n_steps: int,
     batch_size: int | None = None,
+    sample_weight: jax.Array | None = None,
     *,
     progress: Callable[[jax.Array, jax.Array], Any] | None = None,
     progress_every: int = 1,
@@ -300,6 +334,10 @@ def run_steps(
 
     Step ``i`` uses ``jax.random.split(key, n_steps)[i]``, split again into the
     minibatch's key (``batch_size`` points drawn with replacement) and the step's.
+    With ``sample_weight``, full-data steps use the weights, and minibatch
+    points are drawn with probability ``w_i / sum(w)`` and count equally (an
+    unweighted minibatch of the weighted distribution: never a batch of zero
+    weight).
 
     Args:
       fit_step: the :class:`FitStep` of :func:`make_fit_step`.
@@ -308,6 +346,7 @@ def run_steps(
       x: ``[n, d]`` data, in its own units.
       n_steps: number of steps.
       batch_size: ``None`` for all of ``x`` each step, else points per minibatch.
+      sample_weight: ``None`` or ``[n]`` weights of the points (not checked).
       progress: optional host function ``progress(steps_done, loss)``, called
         through ``jax.debug.callback`` from inside the scan after every
         ``progress_every``-th step and after the last one (the scan is not
@@ -338,18 +377,23 @@ def run_steps(
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable or None, got {type(progress).__name__}")
     report = None if progress is None else lambda i, loss: jax.debug.callback(progress, i, loss)
-    return _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report)
+    return _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report, sample_weight)
 
 
-def _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report):
+def _scan_steps(fit_step, key, state, x, n_steps, batch_size, every, report, sample_weight=None):
     """:func:`run_steps`; ``report(steps_done, loss)`` (traced) after every ``every``-th step, if given."""
     n = x.shape[0]
     keys = jax.random.split(key, n_steps)
 
     def step(state, k):
         k_batch, k_loss = jax.random.split(k)
-        xb = x if batch_size is None else x[jax.random.randint(k_batch, (batch_size,), 0, n)]
-        return fit_step.step(k_loss, state, xb)
+        if sample_weight is None:
+            xb = x if batch_size is None else x[jax.random.randint(k_batch, (batch_size,), 0, n)]
+            return fit_step.step(k_loss, state, xb)
+        if batch_size is None:
+            return fit_step.step(k_loss, state, x, sample_weight)
+        drawn = jax.random.choice(k_batch, n, (batch_size,), p=sample_weight / jnp.sum(sample_weight))
+        return fit_step.step(k_loss, state, x[drawn])
 
     if report is None:  # the default program: no callback, no step counter
         return jax.lax.scan(step, state, keys)
@@ -487,7 +531,7 @@ def check_progress(progress: Any, *arrays: Any) -> None:
         raise ValueError("progress cannot be used inside a jax transformation (jit, vmap, grad): pass None")
 
 
-def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
+def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh, sample_weight=None):
     """``config.relocation.rounds`` merge-and-relocate rounds, each kept only if ``SW_p^p`` went down."""
     reloc, slicing = config.relocation, config.slicing
     refine = make_fit_step(
@@ -495,11 +539,12 @@ def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
     )
     xs = (x - state.centre[None, :]) / state.scale
     k_eval, k_rounds = jax.random.split(key)
+    held = frozen_fields(config.freeze)
 
     test = dataclasses.replace(slicing, n_projections=reloc.n_projections, n_levels=reloc.n_levels)
 
     def evaluate(params):  # the same directions and levels in every round
-        return _loss(k_eval, params, xs, test, mesh)
+        return _loss(k_eval, params, xs, test, mesh, sample_weight)
 
     def propose(params, k):
         k_move, k_steps = jax.random.split(k)
@@ -510,9 +555,18 @@ def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
             temperature=reloc.temperature,
             cov_scale=config.initialization.cov_scale,
             keep_weights=not config.learn_weights,
+            sample_weight=sample_weight,
         )
+        # The move leaves the frozen parameters alone (the steps then keep them).
+        proposal = proposal._replace(**{name: getattr(params, name) for name in held})
         refined, _ = run_steps(
-            refine, k_steps, refine.restart(state, proposal), x, reloc.steps, slicing.batch_size
+            refine,
+            k_steps,
+            refine.restart(state, proposal),
+            x,
+            reloc.steps,
+            slicing.batch_size,
+            sample_weight,
         )
         return refined.params
 
@@ -520,36 +574,67 @@ def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh):
 
 
 def _fit_single(
-    key, x, init, config: FitConfig, n_components: int, mesh=None, progress_every: int = 0, sink_id=None
+    key,
+    x,
+    init,
+    config: FitConfig,
+    n_components: int,
+    mesh=None,
+    sample_weight=None,
+    progress_every: int = 0,
+    sink_id=None,
 ) -> FitResult:
     fit_step = make_fit_step(config, mesh)
     k_init, k_loop = jax.random.split(key)
-    state = fit_step.init(k_init, x, n_components, init)
+    state = fit_step.init(k_init, x, n_components, init, sample_weight)
+    start = state.data_params() if init is None else init  # the frozen leaves' values, caller's units
     report = None
     if progress_every:
         report = lambda i, loss: jax.debug.callback(_dispatch, sink_id, i, loss)  # noqa: E731
     state, losses = _scan_steps(
-        fit_step, k_loop, state, x, config.n_steps, config.slicing.batch_size, progress_every, report
+        fit_step,
+        k_loop,
+        state,
+        x,
+        config.n_steps,
+        config.slicing.batch_size,
+        progress_every,
+        report,
+        sample_weight,
     )
     if not config.relocation.rounds:
-        return FitResult(state.data_params(), losses)
-    params, sw_rounds, accepted = _relocation_rounds(jax.random.fold_in(key, 1), state, x, config, mesh)
+        return FitResult(hold_frozen(state.data_params(), start, config.freeze), losses)
+    params, sw_rounds, accepted = _relocation_rounds(
+        jax.random.fold_in(key, 1), state, x, config, mesh, sample_weight
+    )
     unit = state.scale**config.slicing.p
-    return FitResult(rescale_params(params, state.centre, state.scale), losses, sw_rounds * unit, accepted)
+    params = hold_frozen(rescale_params(params, state.centre, state.scale), start, config.freeze)
+    return FitResult(params, losses, sw_rounds * unit, accepted)
 
 
 _fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "mesh", "progress_every"))
 
 
 @functools.partial(jax.jit, static_argnames=("n_components", "mesh", "progress_every"))
-def _fit_restarts_jit(keys, x, init, config, n_components, mesh=None, progress_every=0, sink_id=None):
-    def fit_one(key, x, init):
-        return _fit_single(key, x, init, config, n_components, progress_every=progress_every, sink_id=sink_id)
+def _fit_restarts_jit(
+    keys, x, init, config, n_components, mesh=None, sample_weight=None, progress_every=0, sink_id=None
+):
+    def fit_one(key, data, init):  # data = (x, sample_weight): both replicated under a mesh
+        return _fit_single(
+            key,
+            data[0],
+            init,
+            config,
+            n_components,
+            sample_weight=data[1],
+            progress_every=progress_every,
+            sink_id=sink_id,
+        )
 
     if mesh is not None:  # restarts, not projections, sharded over the devices
-        return map_restarts(fit_one, keys, x, init, mesh)
+        return map_restarts(fit_one, keys, (x, sample_weight), init, mesh)
     in_axes = (0, None, None if init is None else 0)
-    return jax.vmap(fit_one, in_axes)(keys, x, init)
+    return jax.vmap(fit_one, in_axes)(keys, (x, sample_weight), init)
 
 
 def fit(
@@ -560,6 +645,7 @@ def fit(
     init: GMMParams | None = None,
     *,
     mesh: Any = "auto",
+    sample_weight: jax.typing.ArrayLike | None = None,
     progress: bool | Callable[[Progress], Any] | None = None,
 ) -> FitResult:
     """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
@@ -583,6 +669,14 @@ def fit(
         (unsharded) or a 1-D ``jax.sharding.Mesh`` (see
         :func:`swgmm_jax.make_projection_mesh`). Sharded steps equal unsharded
         ones to float rounding but sort with XLA (``sort="host"`` is rejected).
+      sample_weight: ``None`` (equal weights) or ``[n]`` weights of the points,
+        >= 0 and not all 0 (only their ratios matter): the fit then matches
+        the weighted empirical distribution. The standardisation, the
+        initialisation (:func:`swgmm_jax.initialize`), every step's slices
+        (:func:`swgmm_jax.slice_costs`; with ``n_levels`` set, integer weights
+        give the steps of the data with each point repeated ``w_i`` times),
+        minibatches (drawn in proportion to the weights) and relocation
+        moves all use them.
       progress: ``None`` (silent), ``True`` (a line on stderr every
         ``ceil(n_steps / 20)`` steps and after the last) or a callable that
         receives a :class:`Progress` at those steps, from inside the jitted scan (through
@@ -606,16 +700,38 @@ def fit(
       ...     return sw.fit(jax.random.key(1), x, 2, cfg).loss_history[-1]
       >>> jax.vmap(final_loss)(jnp.array([0.01, 0.05, 0.2])).shape
       (3,)
+
+      Weighted points, and means held where ``init`` put them:
+
+      >>> init = sw.initialize(jax.random.key(2), x, 2)
+      >>> cfg = sw.FitConfig(n_steps=20, freeze={"means"})
+      >>> res = sw.fit(jax.random.key(1), x, 2, cfg, init, sample_weight=jnp.linspace(0.0, 1.0, 500))
+      >>> bool(jnp.all(res.params.means == init.means))
+      True
     """
     config = check_config(config, FitConfig)
     check_progress(progress, key, x, init)
     x, k, init = check_fit_args(key, x, n_components, init)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
     if progress is None:
-        return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
+        if w is None:
+            return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
+        return _fit_jit(key, x, init, config, n_components=k, mesh=mesh, sample_weight=w)
     with ProgressSink(progress, config.n_steps) as sink:
-        res = _fit_jit(key, x, init, config, k, mesh, _report_every(config.n_steps), sink)
+        every = _report_every(config.n_steps)
+        res = _fit_jit(
+            key,
+            x,
+            init,
+            config,
+            n_components=k,
+            mesh=mesh,
+            sample_weight=w,
+            progress_every=every,
+            sink_id=sink,
+        )
         return jax.block_until_ready(res)
 
 
@@ -628,6 +744,7 @@ def fit_restarts(
     init: GMMParams | None = None,
     *,
     mesh: Any = "auto",
+    sample_weight: jax.typing.ArrayLike | None = None,
     progress: bool | Callable[[Progress], Any] | None = None,
 ) -> FitResult:
     """``n_restarts`` independent fits as one jitted ``vmap``.
@@ -649,6 +766,7 @@ def fit_restarts(
       config: :class:`FitConfig`; defaults to ``FitConfig()``.
       init: optional ``[R]``-batched initial ``GMMParams`` in the units of ``x``.
       mesh: ``"auto"``, ``None`` or a 1-D ``jax.sharding.Mesh`` over which the restarts run.
+      sample_weight: ``None`` or ``[n]`` weights of the points, as in :func:`fit`.
       progress: as in :func:`fit`; each :class:`Progress` carries the ``[R]``
         losses of the step (not with a ``mesh``).
 
@@ -667,6 +785,7 @@ def fit_restarts(
     r = check_positive_int(n_restarts, "n_restarts")
     check_progress(progress, key, x, init)
     x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
     if mesh is not None and config.slicing.sort == "auto":
@@ -675,9 +794,14 @@ def fit_restarts(
         config = config.replace(sort="xla")
     keys = jax.random.split(key, r)
     if progress is None:
-        return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh)
+        if w is None:
+            return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh)
+        return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh, sample_weight=w)
     if mesh is not None:
         raise ValueError("progress is not supported with a mesh: pass mesh=None or progress=None")
     with ProgressSink(progress, config.n_steps, n_restarts=r) as sink:
         every = _report_every(config.n_steps)
-        return jax.block_until_ready(_fit_restarts_jit(keys, x, init, config, k, None, every, sink))
+        res = _fit_restarts_jit(
+            keys, x, init, config, n_components=k, sample_weight=w, progress_every=every, sink_id=sink
+        )
+        return jax.block_until_ready(res)

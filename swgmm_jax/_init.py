@@ -11,7 +11,14 @@ import jax.numpy as jnp
 
 from swgmm_jax._config import INIT_METHODS, InitConfig
 from swgmm_jax._params import GMMParams, check_params, moments_to_params
-from swgmm_jax._validation import check_choice, check_data, check_key, check_positive_int, check_real
+from swgmm_jax._validation import (
+    check_choice,
+    check_data,
+    check_key,
+    check_positive_int,
+    check_real,
+    check_sample_weight,
+)
 
 __all__ = [
     "initialize",
@@ -21,6 +28,7 @@ __all__ = [
     "ROBUST_SCALE_CAP",
     "standardizer",
     "data_covariance",
+    "normalized_weights",
     "check_fit_args",
 ]
 
@@ -29,31 +37,53 @@ KMEANS_ITERS = 100
 """Most Lloyd iterations of the ``"kmeans"`` initialisation (it stops earlier once no centre moves)."""
 
 
-def centre(x: jax.Array) -> jax.Array:
-    """``[d]`` mean of ``x[n, d]``, taken around the first point.
+def normalized_weights(sample_weight: jax.Array | None, n: int) -> jax.Array | None:
+    """Weights rescaled to mean 1 (``w n / sum(w)``), so that counts keep the units of points."""
+    if sample_weight is None:
+        return None
+    return sample_weight * (n / jnp.sum(sample_weight))
+
+
+def centre(x: jax.Array, sample_weight: jax.Array | None = None) -> jax.Array:
+    """``[d]`` (weighted) mean of ``x[n, d]``, taken around the first point.
 
     Float32 data at a large offset keeps its digits (the mean of ``x - x[0]`` is small).
     """
     shift = x[0]
-    return shift + jnp.mean(x - shift[None, :], axis=0)
+    if sample_weight is None:
+        return shift + jnp.mean(x - shift[None, :], axis=0)
+    w = sample_weight / jnp.sum(sample_weight)
+    return shift + w @ (x - shift[None, :])
 
 
 ROBUST_SCALE_CAP = 2.0
 """The standardisation scale is at most this many times the data's robust (interquartile) spread."""
 
 
-def robust_scale(x: jax.Array) -> jax.Array:
+def robust_scale(x: jax.Array, sample_weight: jax.Array | None = None) -> jax.Array:
     """``[]`` global robust spread of ``x[n, d]``: the RMS over coordinates of ``IQR_j / 1.349``.
 
     For Gaussian data it estimates the same thing as the RMS spread (1.349 is the
     interquartile range of a standard normal), but a few far points cannot
-    inflate it.
+    inflate it. Unweighted quartiles interpolate linearly (``jnp.percentile``);
+    with ``sample_weight`` they are the weighted empirical quartiles (the
+    smallest value whose cumulative weight reaches 1/4 or 3/4).
     """
-    q1, q3 = jnp.percentile(x, jnp.array([25.0, 75.0], x.dtype), axis=0)
+    if sample_weight is None:
+        q1, q3 = jnp.percentile(x, jnp.array([25.0, 75.0], x.dtype), axis=0)
+    else:
+        order = jnp.argsort(x, axis=0)
+        xs = jnp.take_along_axis(x, order, axis=0)
+        cw = jnp.cumsum(sample_weight[order], axis=0) / jnp.sum(sample_weight)  # [n, d]
+        last = x.shape[0] - 1
+        i1 = jnp.minimum(jnp.sum(cw < 0.25, axis=0), last)
+        i3 = jnp.minimum(jnp.sum(cw < 0.75, axis=0), last)
+        q1 = jnp.take_along_axis(xs, i1[None, :], axis=0)[0]
+        q3 = jnp.take_along_axis(xs, i3[None, :], axis=0)[0]
     return jnp.sqrt(jnp.mean(((q3 - q1) / 1.349) ** 2))
 
 
-def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def standardizer(x: jax.Array, sample_weight: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Centre ``c[d]`` and global scale ``s[]`` of the standardised data ``(x - c) / s``.
 
     The centre is :func:`centre` (the mean); the scale is the RMS spread around
@@ -69,32 +99,48 @@ def standardizer(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     interquartile to the RMS spread is between 0.86 and 1.63 (it binds below 0.5), so the cap never
     binds there and the fits are unchanged. When more than half the points
     coincide in every coordinate (a zero interquartile spread), the RMS spread is
-    used.
+    used. With ``sample_weight`` (``[n]``, >= 0, not all 0; not checked), the
+    centre, the RMS and the quartiles are the weighted ones: integer weights give
+    the standardisation of the data with each point repeated ``w_i`` times (up to
+    the quartiles' interpolation).
 
     Examples:
       >>> import jax.numpy as jnp, swgmm_jax as sw
       >>> c, s = sw.standardizer(jnp.array([[1.0, 1.0], [3.0, 3.0]]))
       >>> c.tolist(), float(s)
       ([2.0, 2.0], 1.0)
+      >>> c, s = sw.standardizer(jnp.array([[1.0, 1.0], [3.0, 3.0]]), jnp.array([3.0, 1.0]))
+      >>> c.tolist()
+      [1.5, 1.5]
     """
-    c = centre(x)
-    s = jnp.sqrt(jnp.mean((x - c[None, :]) ** 2))
-    r = robust_scale(x)
+    c = centre(x, sample_weight)
+    if sample_weight is None:
+        s = jnp.sqrt(jnp.mean((x - c[None, :]) ** 2))
+    else:
+        w = sample_weight / jnp.sum(sample_weight)
+        s = jnp.sqrt(w @ jnp.mean((x - c[None, :]) ** 2, axis=1))
+    r = robust_scale(x, sample_weight)
     s = jnp.where(r > 0, jnp.minimum(s, ROBUST_SCALE_CAP * r), s)
     return c, jnp.where(s > 0, s, jnp.ones_like(s))
 
 
-def data_covariance(x: jax.Array) -> jax.Array:
-    """``[d, d]`` covariance of ``x[n, d]`` (normalised by ``n``)."""
-    xc = x - jnp.mean(x, axis=0, keepdims=True)
-    return xc.T @ xc / x.shape[0]
+def data_covariance(x: jax.Array, sample_weight: jax.Array | None = None) -> jax.Array:
+    """``[d, d]`` (weighted) covariance of ``x[n, d]`` (normalised by ``n``, or by the total weight)."""
+    if sample_weight is None:
+        xc = x - jnp.mean(x, axis=0, keepdims=True)
+        return xc.T @ xc / x.shape[0]
+    w = sample_weight / jnp.sum(sample_weight)
+    xc = x - (w @ x)[None, :]
+    return (w[:, None] * xc).T @ xc
 
 
-def _random_from_data(key, x, n_components, cov_scale, reg_covar):
+def _random_from_data(key, x, n_components, cov_scale, reg_covar, w=None):
     n, d = x.shape
-    idx = jax.random.choice(key, n, (n_components,), replace=False)
+    # Weighted: means drawn with probability proportional to the weights (never a zero-weight point
+    # while K points have weight).
+    idx = jax.random.choice(key, n, (n_components,), replace=False, p=None if w is None else w / jnp.sum(w))
     means = x[idx]
-    cov = cov_scale * data_covariance(x) + reg_covar * jnp.eye(d, dtype=x.dtype)
+    cov = cov_scale * data_covariance(x, w) + reg_covar * jnp.eye(d, dtype=x.dtype)
     covs = jnp.broadcast_to(cov, (n_components, d, d))
     weights = jnp.full((n_components,), 1.0 / n_components, x.dtype)
     return weights, means, covs
@@ -105,7 +151,7 @@ def _sq_dist(x, x_sq, centres):
     return jnp.maximum(x_sq[:, None] - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :], 0.0)
 
 
-def _kmeans(key, x, n_components, lloyd_iters):
+def _kmeans(key, x, n_components, lloyd_iters, w=None):
     """Greedy k-means++ seeds, then up to ``lloyd_iters`` Lloyd iterations: ``(centres[K, d], inertia)``.
 
     Greedy k-means++ (Arthur and Vassilvitskii 2007, section 5; scikit-learn's
@@ -114,22 +160,32 @@ def _kmeans(key, x, n_components, lloyd_iters):
     (one candidate) often puts two seeds in one well-separated cluster and none
     in another: on a 10-D problem with 8 clusters it and 100 Lloyd iterations
     found every cluster in 0 of 20 draws, the greedy seeds in 14 of 20.
+
+    With weights ``w[n]`` (as scikit-learn's ``sample_weight``): the first seed
+    and the D^2 draws are weighted (``w d^2``), and so are the potential, the
+    centroids and the inertia.
     """
     n, d = x.shape
     n_trials = 2 + int(math.log(n_components))
     keys = jax.random.split(key, n_components)
     x_sq = jnp.sum(x * x, axis=1)
-    first = x[jax.random.randint(keys[0], (), 0, n)]
+    if w is None:
+        first = x[jax.random.randint(keys[0], (), 0, n)]
+    else:
+        first = x[jax.random.categorical(keys[0], jnp.log(w))]
     centres = jnp.zeros((n_components, d), x.dtype).at[0].set(first)
     d2 = _sq_dist(x, x_sq, first[None, :])[:, 0]
 
     def seed(i, carry):
         centres, d2 = carry
-        # All points on the chosen centres (degenerate data): pick uniformly.
-        logits = jnp.where(jnp.sum(d2) > 0, jnp.log(d2), 0.0)
+        wd2 = d2 if w is None else w * d2
+        # All points on the chosen centres (degenerate data): pick uniformly (among weighted points).
+        fallback = 0.0 if w is None else jnp.log(w)
+        logits = jnp.where(jnp.sum(wd2) > 0, jnp.log(wd2), fallback)
         cands = x[jax.random.categorical(keys[i], logits, shape=(n_trials,))]  # [T, d]
         cand_d2 = jnp.minimum(d2[:, None], _sq_dist(x, x_sq, cands))  # [n, T]
-        best = jnp.argmin(jnp.sum(cand_d2, axis=0))
+        potential = jnp.sum(cand_d2, axis=0) if w is None else w @ cand_d2
+        best = jnp.argmin(potential)
         return centres.at[i].set(cands[best]), cand_d2[:, best]
 
     centres, _ = jax.lax.fori_loop(1, n_components, seed, (centres, d2))
@@ -137,23 +193,34 @@ def _kmeans(key, x, n_components, lloyd_iters):
     def lloyd(carry):
         it, centres, _ = carry
         resp = jax.nn.one_hot(jnp.argmin(_sq_dist(x, x_sq, centres), axis=1), n_components, dtype=x.dtype)
+        if w is not None:
+            resp = resp * w[:, None]
         nk = jnp.sum(resp, axis=0)
-        new = jnp.where(nk[:, None] > 0, resp.T @ x / jnp.maximum(nk, 1.0)[:, None], centres)
+        safe = jnp.maximum(nk, 1.0) if w is None else jnp.where(nk > 0, nk, 1.0)
+        new = jnp.where(nk[:, None] > 0, resp.T @ x / safe[:, None], centres)
         return it + 1, new, jnp.any(new != centres)
 
     _, centres, _ = jax.lax.while_loop(
         lambda c: (c[0] < lloyd_iters) & c[2], lloyd, (jnp.int32(0), centres, jnp.bool_(True))
     )
-    return centres, jnp.sum(jnp.min(_sq_dist(x, x_sq, centres), axis=1))
+    dmin = jnp.min(_sq_dist(x, x_sq, centres), axis=1)
+    return centres, jnp.sum(dmin) if w is None else w @ dmin
 
 
-def _hard_moments(x, centres, reg_covar):
-    """Weights, means and covariances of the points nearest to each centre (one hard M-step)."""
+def _hard_moments(x, centres, reg_covar, w=None):
+    """Weights, means and covariances of the points nearest to each centre (one hard M-step).
+
+    ``w``, if given, are weights of mean 1 (:func:`normalized_weights`): the
+    statistics are weighted and the mixture weights' smoothing ``(n_k + 1) / (n + K)``
+    keeps the units of points.
+    """
     n, d = x.shape
     k = centres.shape[0]
     resp = jax.nn.one_hot(jnp.argmin(_sq_dist(x, jnp.sum(x * x, axis=1), centres), axis=1), k, dtype=x.dtype)
+    if w is not None:
+        resp = resp * w[:, None]
     nk = jnp.sum(resp, axis=0)
-    safe = jnp.maximum(nk, 1.0)
+    safe = jnp.maximum(nk, 1.0) if w is None else jnp.where(nk > 0, nk, 1.0)
     means = jnp.where(nk[:, None] > 0, resp.T @ x / safe[:, None], centres)
     diff = x[None] - means[:, None]  # [K, n, d]
     covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
@@ -163,18 +230,21 @@ def _hard_moments(x, centres, reg_covar):
 
 
 @functools.partial(jax.jit, static_argnames=("n_components",))
-def init_params(key: jax.Array, x: jax.Array, n_components: int, init: InitConfig, reg_covar) -> GMMParams:
+def init_params(
+    key: jax.Array, x: jax.Array, n_components: int, init: InitConfig, reg_covar, sample_weight=None
+) -> GMMParams:
     """:func:`initialize` without argument checks (jitted; for use inside the package)."""
+    sw_ = normalized_weights(sample_weight, x.shape[0])
     if init.method == "random_from_data":
-        w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar)
+        w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar, sw_)
     else:
         lloyd_iters = KMEANS_ITERS if init.method == "kmeans" else 0
         # Distances as |x|^2 - 2 x.c + |c|^2 lose digits at a large offset: work centred.
-        shift = centre(x)
+        shift = centre(x, sw_)
         xc = x - shift[None, :]
         keys = key[None] if init.n_init == 1 else jax.random.split(key, init.n_init)
-        centres, inertia = jax.vmap(lambda k: _kmeans(k, xc, n_components, lloyd_iters))(keys)
-        w, m, c = _hard_moments(xc, centres[jnp.argmin(inertia)], reg_covar)
+        centres, inertia = jax.vmap(lambda k: _kmeans(k, xc, n_components, lloyd_iters, sw_))(keys)
+        w, m, c = _hard_moments(xc, centres[jnp.argmin(inertia)], reg_covar, sw_)
         m = m + shift[None, :]
     return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype))
 
@@ -188,6 +258,7 @@ def initialize(
     cov_scale: float = 0.1,
     n_init: int = 10,
     reg_covar: float = 1e-6,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> GMMParams:
     """Random initial parameters from the data.
 
@@ -208,22 +279,36 @@ def initialize(
       n_init: k-means runs of ``"kmeans"`` and ``"kmeans++"``; the one of lowest
         inertia is kept.
       reg_covar: covariance floor, in the units of ``x``.
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0; only their ratios matter). Random points are drawn in proportion to
+        the weights; the data covariance, the k-means potential, centroids and
+        inertia, and the final moments are weighted (the mixture weights
+        ``(n_k + 1) / (n + K)`` count ``n_k`` with the weights rescaled to
+        mean 1).
 
     Returns:
       ``GMMParams`` in the units of ``x``. Vmap over keys for many restarts.
 
     Examples:
-      >>> import jax, swgmm_jax as sw
+      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
       >>> x = jax.random.normal(jax.random.key(0), (100, 3))
       >>> sw.initialize(jax.random.key(1), x, 4).means.shape
       (4, 3)
+
+      Weight 0 drops a point: one component on the 50 points that count.
+
+      >>> w = (jnp.arange(100) < 50).astype(float)
+      >>> m = sw.initialize(jax.random.key(1), x, 1, sample_weight=w).means
+      >>> bool(jnp.allclose(m[0], x[:50].mean(axis=0), atol=1e-5))
+      True
     """
     x, k, _ = check_fit_args(key, x, n_components, None)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     check_choice(method, "method", INIT_METHODS)
     check_real(cov_scale, "cov_scale", low=0.0, low_open=True)
     check_positive_int(n_init, "n_init")
     check_real(reg_covar, "reg_covar", low=0.0)
-    return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar)
+    return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar, w)
 
 
 def check_fit_args(

@@ -38,6 +38,7 @@ from swgmm_jax._validation import (
     check_key,
     check_positive_int,
     check_real,
+    check_sample_weight,
 )
 
 __all__ = [
@@ -448,7 +449,9 @@ def _check_inputs(params: Any, x: Any) -> tuple[GMMParams, jax.Array, tuple[int,
     return params, x.astype(jnp.result_type(x, params.means.dtype, float)), batch
 
 
-def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
+def log_likelihood(
+    params: GMMParams, x: jax.typing.ArrayLike, *, sample_weight: jax.typing.ArrayLike | None = None
+) -> jax.Array:
     """Mean log-likelihood per point of ``x[n, d]`` (log-sum-exp over components).
 
     Parameters with leading batch axes (e.g. the ``[R, K, d]`` means of
@@ -458,6 +461,8 @@ def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
     Args:
       params: the GMM, possibly batched (``means[*B, K, d]``).
       x: ``[n, d]`` points.
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0): the weighted mean ``sum_n w_n log p(x_n) / sum_n w_n``.
 
     Returns:
       ``[*B]`` (a scalar for one GMM): ``mean_n log sum_k w_k N(x_n | mu_k, Sigma_k)``.
@@ -471,10 +476,17 @@ def log_likelihood(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
       >>> three = jax.tree.map(lambda a: jnp.stack([a] * 3), params)  # a batch of 3
       >>> sw.log_likelihood(three, x).shape
       (3,)
+      >>> round(float(sw.log_likelihood(params, x, sample_weight=jnp.array([3.0, 1.0]))), 4)  # (0 + 1/2) / 4
+      -1.9629
     """
     params, x, batch = _check_inputs(params, x)
     # From the per-point kernel, shared with score_samples, bic and aic (one compilation for all).
-    return jnp.mean(_map_batch(point_log_likelihood, batch, params, x), axis=-1)
+    ll = _map_batch(point_log_likelihood, batch, params, x)
+    if sample_weight is None:
+        return jnp.mean(ll, axis=-1)
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
+    assert w is not None  # sample_weight is not None
+    return ll @ w / jnp.sum(w)
 
 
 def score_samples(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:

@@ -68,9 +68,15 @@ def accept_if_better(
     return state, scores, accepted
 
 
-def _pair_scores(params: GMMParams, x: jax.Array) -> jax.Array:
-    """``[K, K]`` cosine similarity of responsibility vectors; ``-inf`` on the diagonal."""
+def _pair_scores(params: GMMParams, x: jax.Array, sample_weight=None) -> jax.Array:
+    """``[K, K]`` cosine similarity of responsibility vectors; ``-inf`` on the diagonal.
+
+    Weighted: the inner product over points is ``sum_n w_n r_nk r_nj`` (each point
+    counted ``w_n`` times).
+    """
     resp = jax.nn.softmax(component_log_prob(params, x), axis=1)  # [n, K]
+    if sample_weight is not None:
+        resp = resp * jnp.sqrt(sample_weight / jnp.max(sample_weight))[:, None]
     norm = jnp.linalg.norm(resp, axis=0)
     resp = resp / jnp.where(norm > 0, norm, 1.0)[None, :]
     sim = resp.T @ resp
@@ -86,6 +92,7 @@ def merge_relocate(
     temperature: Any = 0.03,
     cov_scale: Any = 0.1,
     keep_weights: bool = False,
+    sample_weight: jax.Array | None = None,
 ) -> GMMParams:
     """Propose new parameters: merge a redundant pair, re-seed the freed component.
 
@@ -101,6 +108,9 @@ def merge_relocate(
       keep_weights: keep every weight as it is (for fits with fixed weights);
         otherwise the merged component takes the pair's total weight less
         ``1/(2K)``, which goes to the re-seeded one.
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0; not checked): the redundancy of a pair and the data covariance are
+        weighted, and the re-seeding point is drawn in proportion to the weights.
 
     Returns:
       ``GMMParams`` with the same shapes and ``reg_covar``: component ``i`` of
@@ -118,7 +128,7 @@ def merge_relocate(
     k_pair, k_point = jax.random.split(key)
     w, m, c = to_moments(params)
     k, d = m.shape
-    scores = _pair_scores(params, x).ravel()
+    scores = _pair_scores(params, x, sample_weight).ravel()
     # temperature may be traced: draw at a positive one, take the argmax at 0.
     positive = jnp.asarray(temperature) > 0
     drawn = jax.random.categorical(k_pair, scores / jnp.where(positive, temperature, 1.0))
@@ -131,8 +141,11 @@ def merge_relocate(
     di, dj = m[i] - mu, m[j] - mu
     cov = (wi * (c[i] + jnp.outer(di, di)) + wj * (c[j] + jnp.outer(dj, dj))) / tot
 
-    data_cov = data_covariance(x)
-    point = x[jax.random.randint(k_point, (), 0, x.shape[0])]
+    data_cov = data_covariance(x, sample_weight)
+    if sample_weight is None:
+        point = x[jax.random.randint(k_point, (), 0, x.shape[0])]
+    else:
+        point = x[jax.random.categorical(k_point, jnp.log(sample_weight))]
     if keep_weights:
         new_w = w
     else:

@@ -94,6 +94,7 @@ def fit_robust(
     n_restarts: int = 4,
     mesh: Any = "auto",
     progress: Any = None,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> RobustResult:
     """The most robust fit the package knows: ``n_restarts`` SW fits, EM from each, the best likelihood.
 
@@ -121,6 +122,10 @@ def fit_robust(
         steps, then one ``stage="em"`` report when EM has finished (``step``:
         the most iterations any restart took; ``loss``: the ``[R]`` negative
         mean log-likelihoods).
+      sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
+        0): the SW fits, EM and both selection scores are weighted (see
+        :func:`swgmm_jax.fit` and :func:`swgmm_jax.fit_em`). ``config.freeze``
+        and ``em_config.freeze`` hold parameters in either phase.
 
     Returns:
       :class:`RobustResult`; ``.params`` in the units of ``x``.
@@ -138,13 +143,15 @@ def fit_robust(
     check_progress(progress, key, x)
     t0 = time.perf_counter()
     k_sw, k_em, k_eval = jax.random.split(key, 3)
-    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh, progress=progress)
-    em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params)
+    w = sample_weight
+    sw_res = fit_restarts(k_sw, x, n_components, r, config, mesh=mesh, sample_weight=w, progress=progress)
+    em_res = fit_em_restarts(k_em, x, n_components, r, em_config, init=sw_res.params, sample_weight=w)
     # select_best skips diverged restarts (and raises if all did); the SW scores are diagnostics only.
-    swd = select_best(sw_res, x, "sw", key=k_eval, n_projections=128, p=config.slicing.p, n_levels=256).scores
+    sw_eval = dict(key=k_eval, n_projections=128, p=config.slicing.p, n_levels=256, sample_weight=w)
+    swd = select_best(sw_res, x, "sw", **sw_eval).scores
     collapsed = np.asarray(jnp.any(collapsed_components(em_res.params), axis=-1))
     exclude = None if collapsed.all() else collapsed
-    best, i, ll = select_best(em_res, x, "log_likelihood", exclude=exclude)
+    best, i, ll = select_best(em_res, x, "log_likelihood", exclude=exclude, sample_weight=w)
     if progress is not None:
         sink = ProgressSink(progress, em_config.max_iter, r, stage="em", t0=t0)
         sink.emit("em", int(jnp.max(em_res.n_iter)), em_config.max_iter, -np.asarray(ll))

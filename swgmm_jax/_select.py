@@ -12,7 +12,7 @@ import numpy as np
 from swgmm_jax._params import GMMParams, check_params, log_likelihood
 from swgmm_jax._sliced import check_loss_args, sliced_loss
 from swgmm_jax._transport1d import QUANTILE_ITERS
-from swgmm_jax._validation import check_choice, check_data, check_dim, check_key
+from swgmm_jax._validation import check_choice, check_data, check_dim, check_key, check_sample_weight
 
 __all__ = ["Selection", "select_best"]
 
@@ -20,10 +20,17 @@ CRITERIA = ("sw", "log_likelihood")
 
 
 @functools.partial(jax.jit, static_argnames=("n_projections", "p", "n_levels"))
-def _restart_sw(key, params, x, n_projections, p, n_levels):
+def _restart_sw(key, params, x, n_projections, p, n_levels, sample_weight=None):
     def one(pr):
         return sliced_loss(
-            key, pr, x, n_projections=n_projections, p=p, n_levels=n_levels, quantile_iters=QUANTILE_ITERS
+            key,
+            pr,
+            x,
+            n_projections=n_projections,
+            p=p,
+            n_levels=n_levels,
+            quantile_iters=QUANTILE_ITERS,
+            sample_weight=sample_weight,
         )
 
     return jax.vmap(one)(params)
@@ -31,6 +38,9 @@ def _restart_sw(key, params, x, n_projections, p, n_levels):
 
 # At module level: a jit of a fresh vmap on every call would trace and compile again each time.
 _restart_ll = jax.jit(jax.vmap(log_likelihood, (0, None)))
+_restart_weighted_ll = jax.jit(
+    jax.vmap(lambda params, x, w: log_likelihood(params, x, sample_weight=w), (0, None, None))
+)
 
 
 class Selection(NamedTuple):
@@ -75,6 +85,7 @@ def select_best(
     p: float = 2.0,
     n_levels: int | None = None,
     exclude: Any = None,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> Selection:
     """Pick the best restart of a batched result.
 
@@ -96,6 +107,9 @@ def select_best(
       n_levels: levels per slice of the ``"sw"`` criterion.
       exclude: optional ``[R]`` booleans: restarts never to pick (e.g. fits
         with a collapsed component, see :func:`swgmm_jax.fit_robust`).
+      sample_weight: ``None`` or ``[n]`` weights of the points: either
+        criterion is then the weighted one (see :func:`swgmm_jax.sliced_wasserstein`
+        and :func:`swgmm_jax.log_likelihood`).
 
     Returns:
       :class:`Selection` ``(best, index, scores)``: the unbatched best result,
@@ -126,6 +140,7 @@ def select_best(
     # Shapes and dtypes only: a diverged restart's NaN parameters are expected here, and skipped below.
     params = check_params(params, "result.params", batch_dims=(n_restarts,), values=False)
     check_dim(x, params.means.shape[-1])
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     check_loss_args(
         n_projections=n_projections,
         p=p,
@@ -140,9 +155,11 @@ def select_best(
                 "key is required for criterion='sw' (the evaluation directions): select_best(..., key=key)"
             )
         check_key(key)
-        scores = _restart_sw(key, params, x, n_projections, float(p), n_levels)
-    else:
+        scores = _restart_sw(key, params, x, n_projections, float(p), n_levels, w)
+    elif w is None:
         scores = _restart_ll(params, x)
+    else:
+        scores = _restart_weighted_ll(params, x, w)
     finite = np.isfinite(np.asarray(scores))
     for leaf in params:
         finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(n_restarts, -1), axis=1)

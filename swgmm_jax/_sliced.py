@@ -38,6 +38,7 @@ from swgmm_jax._validation import (
     check_key,
     check_positive_int,
     check_real,
+    check_sample_weight,
 )
 
 __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
@@ -127,6 +128,36 @@ def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
     return _host_sort(y)
 
 
+def _sort_with_weights(y: jax.Array, w: jax.Array, method: str) -> tuple[jax.Array, jax.Array]:
+    """``y[..., n]`` sorted along its last axis, and ``w[n]`` permuted along with each row.
+
+    XLA sorts the (value, weight) pairs in one ``lax.sort``. The host path needs
+    the permutation, so it pays for NumPy's argsort rather than its sort (see
+    :func:`sort_slices`); the values and weights are then gathered on the
+    device, which keeps ``y``'s gradient. Measured on 2 loaded CPU cores
+    (noisy): NumPy's argsort of 1,600 x 850 float32 took 85 ms against 25 ms for
+    its sort, and a jitted value-and-gradient of ``sliced_loss`` on
+    ``ring_square_line`` (850 points, K = 10, 16 directions) took 2.7 ms
+    weighted against 1.4 ms unweighted at 64 levels (host sort; 3.7 against
+    4.4 ms with XLA's), and 15 against 5 ms with all data levels, whose levels
+    then differ from slice to slice.
+    """
+    wb = jnp.broadcast_to(w.astype(y.dtype), y.shape)
+    if method == "auto":
+        method = "host" if jax.default_backend() == "cpu" else "xla"
+    if method == "xla":
+        y_sorted, w_sorted = jax.lax.sort((y, wb), dimension=y.ndim - 1, num_keys=1)
+        return y_sorted, w_sorted
+    argsort = functools.partial(_host_argsort, dtype=np.dtype(y.dtype))
+    order = jax.pure_callback(
+        argsort,
+        jax.ShapeDtypeStruct(y.shape, jnp.int32),
+        _to_words(jax.lax.stop_gradient(y)),
+        vmap_method="expand_dims",
+    )
+    return jnp.take_along_axis(y, order, axis=-1), jnp.take_along_axis(wb, order, axis=-1)
+
+
 Levels = tuple[jax.Array, jax.Array]
 
 
@@ -139,6 +170,7 @@ def slice_costs(
     p: float = 2.0,
     quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
+    sample_weight: jax.Array | None = None,
 ) -> jax.Array:
     """``[L]`` per-slice ``W_p^p`` estimates along the given directions ``theta[L, d]``.
 
@@ -154,6 +186,19 @@ def slice_costs(
       p: transport exponent.
       quantile_iters: iterations of the mixture quantile solver.
       sort: see :func:`sort_slices`.
+      sample_weight: ``None`` (equal weights) or ``[n]`` weights of the
+        points, >= 0 and not all 0 (not checked here; scale-free). The data
+        side of each slice is then the weighted empirical quantile function,
+        a step of height ``w_(i) / sum(w)`` at each sorted projection. With
+        stratified ``levels``, integer weights give exactly the cost of the
+        data with each point repeated ``w_i`` times (the same levels pick the
+        same values). With ``levels=None`` each point gets one level, the
+        centre of its interval of levels ``(W_{i-1}, W_i] / W``, and its cost
+        counts by the interval's width: the midpoint rule on intervals of
+        unequal width. Repeating a point ``c`` times instead puts ``c`` levels
+        evenly across that interval: both are midpoint rules for the same
+        exact integral, equal when all weights are equal, and a zero weight
+        equals dropping the point exactly under either levels.
 
     Returns:
       ``[L]`` costs.
@@ -167,6 +212,19 @@ def slice_costs(
       (4,)
     """
     dtype = jnp.result_type(x, params.means)
+    if sample_weight is not None:
+        y_sorted, w_sorted = _sort_with_weights(project_data(theta, x), sample_weight, sort)
+        log_w, means, scales = project_gmm(theta, params)
+        return transport_cost(
+            y_sorted,
+            log_w[None, :],
+            means,
+            scales,
+            levels,
+            p=p,
+            quantile_iters=quantile_iters,
+            weights=w_sorted,
+        )
     y_sorted = sort_slices(project_data(theta, x), sort)
     log_w, means, scales = project_gmm(theta, params)
     if levels is None:
@@ -174,7 +232,9 @@ def slice_costs(
     return transport_cost(y_sorted, log_w[None, :], means, scales, levels, p=p, quantile_iters=quantile_iters)
 
 
-def _sharded_mean_cost(params, x, theta, levels, mesh: Mesh, *, p: float, quantile_iters: int) -> jax.Array:
+def _sharded_mean_cost(
+    params, x, theta, levels, mesh: Mesh, *, p: float, quantile_iters: int, sample_weight=None
+) -> jax.Array:
     """Mean over ``theta[L, d]`` of :func:`slice_costs`, slices sharded over a 1-D ``mesh``."""
     (axis,) = mesh.axis_names
     n_proj = theta.shape[0]
@@ -192,14 +252,30 @@ def _sharded_mean_cost(params, x, theta, levels, mesh: Mesh, *, p: float, quanti
     @functools.partial(
         jax.shard_map,
         mesh=mesh,
-        in_specs=(replicated, replicated, sharded, lev_spec, sharded),
+        in_specs=(
+            replicated,
+            replicated,
+            sharded,
+            lev_spec,
+            sharded,
+            None if sample_weight is None else replicated,
+        ),
         out_specs=replicated,
     )
-    def body(params, x, theta, levels, weights):
-        costs = slice_costs(params, x, theta, levels, p=p, quantile_iters=quantile_iters, sort="xla")
+    def body(params, x, theta, levels, weights, sample_weight):
+        costs = slice_costs(
+            params,
+            x,
+            theta,
+            levels,
+            p=p,
+            quantile_iters=quantile_iters,
+            sort="xla",
+            sample_weight=sample_weight,
+        )
         return jax.lax.psum(jnp.sum(weights * costs), axis)
 
-    return body(params, x, theta, levels, weights)
+    return body(params, x, theta, levels, weights, sample_weight)
 
 
 def sliced_loss(
@@ -213,6 +289,7 @@ def sliced_loss(
     quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
     mesh: Mesh | None = None,
+    sample_weight: jax.Array | None = None,
 ) -> jax.Array:
     """Pure, jit/vmap/grad-able Monte-Carlo estimate of ``SW_p^p``; see :func:`sliced_wasserstein`.
 
@@ -230,6 +307,8 @@ def sliced_loss(
       quantile_iters: iterations of the mixture quantile solver.
       sort: see :func:`sort_slices` (unused on a mesh).
       mesh: ``None`` or a 1-D ``jax.sharding.Mesh`` (not ``"auto"``).
+      sample_weight: ``None`` or ``[n]`` weights of the points (not checked);
+        see :func:`slice_costs`.
 
     Returns:
       Scalar estimate of ``SW_p^p`` in the units of ``x``.
@@ -249,8 +328,12 @@ def sliced_loss(
     theta = random_directions(k_dir, n_projections, x.shape[-1], dtype)
     levels = None if n_levels is None else stratified_levels(k_lev, (n_projections,), n_levels, dtype)
     if mesh is not None:
-        return _sharded_mean_cost(params, x, theta, levels, mesh, p=p, quantile_iters=quantile_iters)
-    costs = slice_costs(params, x, theta, levels, p=p, quantile_iters=quantile_iters, sort=sort)
+        return _sharded_mean_cost(
+            params, x, theta, levels, mesh, p=p, quantile_iters=quantile_iters, sample_weight=sample_weight
+        )
+    costs = slice_costs(
+        params, x, theta, levels, p=p, quantile_iters=quantile_iters, sort=sort, sample_weight=sample_weight
+    )
     return jnp.mean(costs)
 
 
@@ -286,6 +369,7 @@ def sliced_wasserstein(
     quantile_iters: int = QUANTILE_ITERS,
     sort: str = "auto",
     mesh: Any = None,
+    sample_weight: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
     """Monte-Carlo estimate of the sliced Wasserstein distance **to the power p**.
 
@@ -310,6 +394,11 @@ def sliced_wasserstein(
         ``jax.sharding.Mesh``: the slices are split across its devices (see
         :func:`swgmm_jax.make_projection_mesh`); the result equals the
         unsharded one to float rounding.
+      sample_weight: ``None`` (equal weights) or ``[n]`` weights of the
+        points, >= 0, not all 0; only their ratios matter. The data side is
+        the weighted empirical distribution (see :func:`slice_costs`): with
+        ``n_levels`` set, integer weights give exactly the estimate for the
+        data with each point repeated ``w_i`` times, on the same key.
 
     Returns:
       Scalar estimate of ``SW_p^p`` in the units of ``x`` (to the power ``p``).
@@ -320,11 +409,21 @@ def sliced_wasserstein(
       >>> x = sw.sample(jax.random.key(0), params, 2000)
       >>> float(sw.sliced_wasserstein(jax.random.key(1), params, x)) < 0.01
       True
+
+      Integer weights count as repeated points:
+
+      >>> w = jnp.arange(2000) % 3  # weights 0, 1, 2, ...
+      >>> rep = jnp.repeat(x, w, axis=0, total_repeat_length=int(w.sum()))
+      >>> key = jax.random.key(2)
+      >>> a = sw.sliced_wasserstein(key, params, x, n_levels=64, sample_weight=w)
+      >>> bool(jnp.allclose(a, sw.sliced_wasserstein(key, params, rep, n_levels=64)))
+      True
     """
     check_key(key)
     params = check_params(params)
     x = check_data(x, "x")
     check_dim(x, params.means.shape[-1])
+    w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = check_loss_args(
         n_projections=n_projections,
         p=p,
@@ -343,4 +442,5 @@ def sliced_wasserstein(
         quantile_iters=quantile_iters,
         sort=sort,
         mesh=mesh,
+        sample_weight=w,
     )

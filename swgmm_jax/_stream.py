@@ -38,7 +38,13 @@ from swgmm_jax._config import FitConfig, check_config
 from swgmm_jax._fit import FitResult, FitState, make_fit_step
 from swgmm_jax._mesh import check_mesh_sort, resolve_mesh
 from swgmm_jax._params import GMMParams, check_params
-from swgmm_jax._validation import as_real_array, check_key, check_positive_int, check_real_dtype
+from swgmm_jax._validation import (
+    as_real_array,
+    check_key,
+    check_positive_int,
+    check_real_dtype,
+    check_sample_weight,
+)
 
 __all__ = ["fit_stream", "host_minibatches"]
 
@@ -57,7 +63,7 @@ def _file_rows(x):
     return x.filename, map_start + (x.ctypes.data - map_addr), x.strides[0]
 
 
-def host_minibatches(seed, x, batch_size: int):
+def host_minibatches(seed, x, batch_size: int, sample_weight=None):
     """Endless iterator of ``[batch_size, d]`` minibatches of ``x``, drawn with replacement.
 
     ``x`` is any host array indexable by a row-index array (NumPy array or
@@ -72,6 +78,10 @@ def host_minibatches(seed, x, batch_size: int):
       seed: anything ``numpy.random.default_rng`` accepts.
       x: ``[n, d]`` host data.
       batch_size: points per batch.
+      sample_weight: ``None`` (rows drawn uniformly) or ``[n]`` host weights,
+        >= 0 and not all 0 (not checked here): row ``i`` is drawn with
+        probability ``w_i / sum(w)`` (one cumulative sum up front, then a
+        binary search per row drawn).
 
     Yields:
       ``[batch_size, d]`` NumPy arrays of rows of ``x``, in row order.
@@ -88,16 +98,27 @@ def host_minibatches(seed, x, batch_size: int):
     """
     rng = np.random.default_rng(seed)
     n, d = x.shape
+    if sample_weight is None:
+
+        def draw():
+            return np.sort(rng.integers(0, n, size=batch_size))
+    else:
+        cdf = np.cumsum(np.asarray(sample_weight, np.float64))
+
+        def draw():
+            u = rng.random(batch_size) * cdf[-1]
+            return np.sort(np.minimum(np.searchsorted(cdf, u, side="right"), n - 1))
+
     rows = _file_rows(x)
     if rows is None:
         while True:
-            yield np.asarray(x[np.sort(rng.integers(0, n, size=batch_size))])
+            yield np.asarray(x[draw()])
     path, base, stride = rows
     row_bytes = d * x.itemsize
     fd = os.open(path, os.O_RDONLY)
     try:
         while True:
-            idx = np.sort(rng.integers(0, n, size=batch_size))
+            idx = draw()
             buf = b"".join([os.pread(fd, row_bytes, base + int(i) * stride) for i in idx])
             yield np.frombuffer(buf, x.dtype).reshape(batch_size, d)
     finally:
@@ -137,6 +158,7 @@ def fit_stream(
     *,
     chunk_steps: int = 50,
     mesh=None,
+    sample_weight=None,
 ) -> FitResult:
     """Fit a GMM on host data streamed in minibatches: :func:`swgmm_jax.fit` for large ``n``.
 
@@ -168,6 +190,12 @@ def fit_stream(
       chunk_steps: steps per device call.
       mesh: ``None`` (default) or a 1-D mesh / ``"auto"`` to shard each step's
         projections, as in :func:`swgmm_jax.fit`.
+      sample_weight: ``None``, or for array ``data`` its ``[n]`` weights (>= 0,
+        not all 0; only their ratios matter): minibatch rows are drawn with
+        probability ``w_i / sum(w)`` (:func:`host_minibatches`), so each batch
+        is an unweighted sample of the weighted distribution, as in
+        :func:`swgmm_jax.fit`'s minibatches. An iterable's batches carry no
+        weights (a ValueError): draw its rows in proportion to theirs instead.
 
     Returns:
       :class:`FitResult` (parameters in the data's units, ``[n_steps]`` loss history).
@@ -196,9 +224,16 @@ def fit_stream(
         check_real_dtype(data.dtype, "data")
         if data.shape[0] < k:
             raise ValueError(f"data has {data.shape[0]} points, fewer than n_components={k}")
+        if sample_weight is not None:
+            sample_weight = np.asarray(check_sample_weight(sample_weight, data.shape[0], dtype=np.float64))
         seed = np.asarray(jax.random.key_data(k_host)).astype(np.uint32).ravel().tolist()
-        batches = host_minibatches(seed, data, batch_size)
+        batches = host_minibatches(seed, data, batch_size, sample_weight)
     elif isinstance(data, collections.abc.Iterable):
+        if sample_weight is not None:
+            raise ValueError(
+                "sample_weight applies to array data only: an iterable's batches carry no weights "
+                "(draw its rows in proportion to their weights instead)"
+            )
         batches = iter(data)
     else:
         raise TypeError(f"data must be a 2-D host array or an iterable of batches, got {type(data).__name__}")

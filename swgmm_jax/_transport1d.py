@@ -29,6 +29,8 @@ __all__ = [
     "stratified_levels",
     "midpoint_levels",
     "transport_cost",
+    "weighted_levels",
+    "weighted_data_quantile",
     "QUANTILE_ITERS",
 ]
 
@@ -402,8 +404,71 @@ def stratified_levels(key, batch_shape, n_levels: int, dtype) -> tuple[jax.Array
     return (j + u) / n_levels, ((n_levels - 1 - j) + (1.0 - u)) / n_levels
 
 
+def weighted_levels(weights_sorted) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The data levels of weighted sorted data: each point's interval's centre, and its mass.
+
+    Point ``i`` of a slice sorted with its weights holds the levels
+    ``(W_{i-1} / W, W_i / W]`` (``W_i`` the cumulative weights, ``W`` their sum);
+    this returns the centre of that interval, its complement (from the
+    suffix sums, so that levels near 1 keep their upper-tail digits) and its
+    width ``w_(i) / W``. A zero-weight point gets width 0 and the level 1/2 (a
+    finite quantile whose cost counts for nothing). Equal weights give
+    :func:`midpoint_levels` and widths ``1/n``.
+
+    Args:
+      weights_sorted: ``[..., n]`` weights, >= 0, of each slice's points in sorted order.
+
+    Returns:
+      ``(z, 1 - z, widths)``, each ``[..., n]``.
+    """
+    w = jnp.asarray(weights_sorted)
+    total = jnp.sum(w, axis=-1, keepdims=True)
+    below = jnp.cumsum(w, axis=-1) - w  # W_{i-1}
+    above = jnp.flip(jnp.cumsum(jnp.flip(w, -1), axis=-1), -1) - w  # W - W_i
+    half = 0.5 * w
+    live = w > 0
+    z = jnp.where(live, (below + half) / total, 0.5)
+    zc = jnp.where(live, (above + half) / total, 0.5)
+    return z, zc, w / total
+
+
+def weighted_data_quantile(y_sorted, weights_sorted, z):
+    """``[..., M]`` weighted empirical quantile of sorted data at levels ``z[..., M]``.
+
+    The step function with a jump of ``w_(i) / W`` at each sorted value:
+    ``y_(i)`` for the ``i`` with ``W_{i-1} <= z W < W_i``. With integer
+    weights this is the sorted sample with each point repeated ``w_i`` times,
+    level for level (the unweighted rule is ``y_(floor(z n) + 1)``); a point of
+    weight 0 is never returned.
+
+    Args:
+      y_sorted: ``[..., n]`` sorted data of each slice.
+      weights_sorted: ``[..., n]`` their weights, >= 0, permuted along with them.
+      z: ``[..., M]`` levels in ``(0, 1)``.
+
+    Returns:
+      ``[..., M]`` data quantiles.
+    """
+    n, m = y_sorted.shape[-1], z.shape[-1]
+    batch = jnp.broadcast_shapes(y_sorted.shape[:-1], jnp.shape(weights_sorted)[:-1], z.shape[:-1])
+    y = jnp.broadcast_to(y_sorted, (*batch, n)).reshape(-1, n)
+    cum = jnp.broadcast_to(jnp.cumsum(weights_sorted, axis=-1), (*batch, n)).reshape(-1, n)
+    target = jnp.broadcast_to(z, (*batch, m)).reshape(-1, m) * cum[:, -1:]
+    idx = jax.vmap(functools.partial(jnp.searchsorted, side="right"))(cum, target)
+    out = jnp.take_along_axis(y, jnp.clip(idx, 0, n - 1), axis=-1)
+    return out.reshape(*batch, m)
+
+
 def transport_cost(
-    y_sorted, log_weights, means, scales, levels, *, p: float = 2.0, quantile_iters: int = QUANTILE_ITERS
+    y_sorted,
+    log_weights,
+    means,
+    scales,
+    levels,
+    *,
+    p: float = 2.0,
+    quantile_iters: int = QUANTILE_ITERS,
+    weights=None,
 ):
     """Estimate of ``W_p^p`` between 1D mixtures and empirical distributions.
 
@@ -412,14 +477,25 @@ def transport_cost(
     mixture side; stratified random levels give an unbiased estimate of the
     exact integral.
 
+    With ``weights``, the data side is the weighted empirical quantile function
+    (:func:`weighted_data_quantile`: a jump of ``w_(i) / W`` at each sorted
+    value). Given levels, integer weights then cost exactly what the data
+    with each point repeated ``w_i`` times costs. ``levels=None`` takes the data
+    levels (:func:`weighted_levels`): one level at the centre of each point's
+    interval ``(W_{i-1}, W_i] / W``, its cost weighted by the interval's width,
+    the midpoint rule on intervals of unequal width (see :func:`swgmm_jax.slice_costs`).
+
     Args:
       y_sorted: ``[..., n]`` sorted data of each slice.
       log_weights: ``[..., K]`` log-weights of each slice's mixture.
       means: ``[..., K]`` component means of each slice.
       scales: ``[..., K]`` component standard deviations of each slice.
-      levels: ``(z, 1 - z)``, each ``[..., M]``.
+      levels: ``(z, 1 - z)``, each ``[..., M]``; ``None`` for the data levels
+        (:func:`midpoint_levels` without weights).
       p: the transport exponent, >= 1.
       quantile_iters: quantile solver iterations.
+      weights: ``None`` (equal weights) or ``[..., n]`` weights, >= 0 and not
+        all 0, of the points of ``y_sorted``, permuted along with them.
 
     Returns:
       ``[...]`` cost of each slice.
@@ -434,7 +510,22 @@ def transport_cost(
       >>> cost = jax.jit(sw.transport_cost)(y, jnp.zeros(1), jnp.zeros(1), jnp.ones(1), (z, zc))
       >>> round(float(cost), 4)
       1.0
+
+      Weight 2 on a point costs what two copies of it cost, at the same levels:
+
+      >>> lev = sw.stratified_levels(jax.random.key(0), (), 8, jnp.float32)
+      >>> one = sw.transport_cost(jnp.array([-1.0, 0.5, 0.5]), jnp.zeros(1), jnp.zeros(1), jnp.ones(1), lev)
+      >>> two = sw.transport_cost(jnp.array([-1.0, 0.5]), jnp.zeros(1), jnp.zeros(1), jnp.ones(1), lev,
+      ...                         weights=jnp.array([1.0, 2.0]))
+      >>> bool(one == two)
+      True
     """
+    if weights is not None:
+        return _weighted_transport_cost(
+            y_sorted, weights, log_weights, means, scales, levels, p=p, quantile_iters=quantile_iters
+        )
+    if levels is None:
+        levels = midpoint_levels(y_sorted.shape[-1], jnp.result_type(y_sorted, means))
     z, zc, log_weights, means, scales = _align(*levels, log_weights, means, scales)
     n = y_sorted.shape[-1]
     idx = jnp.clip(jnp.floor(z * n).astype(jnp.int32), 0, n - 1)
@@ -443,3 +534,21 @@ def transport_cost(
     diff = q - y
     cost = diff * diff if p == 2 else jnp.abs(diff) ** p
     return jnp.mean(cost, axis=-1)
+
+
+def _weighted_transport_cost(y_sorted, w_sorted, log_weights, means, scales, levels, *, p, quantile_iters):
+    w_sorted = jnp.broadcast_to(jnp.asarray(w_sorted, y_sorted.dtype), y_sorted.shape)
+    if levels is None:
+        z, zc, widths = weighted_levels(w_sorted)
+        y = y_sorted
+    else:
+        z, zc = levels
+        y = weighted_data_quantile(y_sorted, w_sorted, z)
+        widths = None
+    z, zc, log_weights, means, scales = _align(z, zc, log_weights, means, scales)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
+    diff = q - y
+    cost = diff * diff if p == 2 else jnp.abs(diff) ** p
+    if widths is None:
+        return jnp.mean(cost, axis=-1)
+    return jnp.sum(widths * cost, axis=-1)

@@ -38,6 +38,7 @@ __all__ = [
     "check_choice",
     "check_dim",
     "check_finite",
+    "check_sample_weight",
     "working_dtype",
 ]
 
@@ -200,3 +201,31 @@ def check_key(key: Any, name: str = "key") -> None:
             f"{name} must be a JAX PRNG key ({hint}, or raw uint32{list(raw)} key data), "
             f"got an array of dtype {dtype} and shape {list(shape)}"
         )
+
+
+def check_sample_weight(w: Any, n: int, name: str = "sample_weight", dtype: Any = None) -> jax.Array | None:
+    """Return per-point weights ``w[n]`` as a JAX array (``None`` stays ``None``), or raise.
+
+    Shape and dtype are always checked (a TypeError for non-real dtypes, a
+    ValueError for a shape other than ``[n]``); on concrete values, a
+    ValueError for NaN/inf, negative weights, all-zero weights and a sum that
+    overflows. Tracers skip the value checks. The weights are cast to ``dtype``
+    (the data's) when given, else to their working dtype.
+    """
+    if w is None:
+        return None
+    arr = as_real_array(w, name)
+    if tuple(arr.shape) != (n,):
+        raise ValueError(f"{name} must have shape [{n}] (one weight per point), got {list(arr.shape)}")
+    if dtype is not None:
+        arr = arr.astype(dtype) if _is_traced(arr) else np.asarray(arr).astype(working_dtype(dtype))
+    if not _is_traced(arr):
+        check_finite(arr, name)
+        if np.any(arr < 0):
+            raise ValueError(f"{name} must be >= 0, got a minimum of {float(np.min(arr))}")
+        if not np.any(arr > 0):
+            raise ValueError(f"{name} must not all be zero")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.sum(arr, dtype=arr.dtype)):
+                raise ValueError(f"{name} sums to more than the largest {arr.dtype} value")
+    return jnp.asarray(arr)
