@@ -93,6 +93,8 @@ def _plain(value: Any, name: str) -> Any:
         return value
     if isinstance(value, (np.generic, np.ndarray, jax.Array)) and np.ndim(value) == 0:
         return np.asarray(value).item()
+    if isinstance(value, (frozenset, set)) and all(isinstance(v, str) for v in value):
+        return sorted(value)  # e.g. FitConfig.freeze; the config's constructor takes any iterable of names
     if callable(value):
         raise ValueError(
             f"{name} is a callable ({value!r}), which cannot be saved portably; use one of the named settings"
