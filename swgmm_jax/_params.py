@@ -532,14 +532,16 @@ def n_parameters(params: GMMParams) -> int:
       17
     """
     params = check_params(params, batch_dims=batch_shape(params), values=False)
-    k, d = params.means.shape[-2:]
+    return _free_parameters(*params.means.shape[-2:])
+
+
+def _free_parameters(k: int, d: int) -> int:
     return int(k * d * (d + 1) // 2 + k * d + k - 1)
 
 
 def _criterion(params: Any, x: Any, penalty_per_parameter: Callable[[int], float]) -> jax.Array:
     params, x, batch = _check_inputs(params, x)
-    k, d = params.means.shape[-2:]
-    penalty = (k * d * (d + 1) // 2 + k * d + k - 1) * penalty_per_parameter(x.shape[0])
+    penalty = _free_parameters(*params.means.shape[-2:]) * penalty_per_parameter(x.shape[0])
     total = jnp.sum(_map_batch(point_log_likelihood, batch, params, x), axis=-1)
     return -2.0 * total + jnp.asarray(penalty, total.dtype)
 
