@@ -139,9 +139,19 @@ class RunInfo(dict):
         self._t0 = time.perf_counter()
 
     def finish(self) -> RunInfo:
-        """Record ``wall_s``, the seconds since :func:`run_info` made this; returns ``self``."""
+        """Record ``wall_s``, the seconds since :func:`run_info` made this, and the load average
+        (timings taken while other work shared the CPU read as such); returns ``self``."""
         self["wall_s"] = time.perf_counter() - self._t0
+        self["load_avg_end"] = _load_avg()
         return self
+
+
+def _load_avg() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``None`` where the platform has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def run_info(scale: str, *, backend: bool = True) -> RunInfo:
@@ -154,6 +164,8 @@ def run_info(scale: str, *, backend: bool = True) -> RunInfo:
         argv=sys.argv,
         time=time.strftime("%Y-%m-%d %H:%M:%S"),
         python=sys.version.split()[0],
+        cpu_count=os.cpu_count(),
+        load_avg_start=_load_avg(),
         **git_commit(),
     )
     if backend:

@@ -23,6 +23,18 @@ def _pct(v):
     return f"{100 * v:.0f}%"
 
 
+def _device(run) -> str:
+    """``cpu (cpu)``, with the CPU count and the load averages where the run recorded them: timings
+    taken while other work shared the machine read as such."""
+    text = f"{run.get('device_kind', '?')} ({run.get('backend', '?')})"
+    start, end = run.get("load_avg_start"), run.get("load_avg_end")
+    if run.get("backend") == "cpu" and run.get("cpu_count"):
+        text += f", {run['cpu_count']} cores"
+    if start and end:
+        text += f", load average {start[0]:.1f} at the start and {end[0]:.1f} at the end"
+    return text
+
+
 def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
     s = d["summary"]
     paper = {m: _pct(v) for m, v in PAPER["optimal_nll"].items() if m != "dataset"}
@@ -31,7 +43,7 @@ def ring_square_line(d, stem: str = "ring_square_line") -> list[str]:
         f"(`experiments/ring_square_line.py`, scale `{d['run']['scale']}`)",
         "",
         f"{d['data']}, K={d['K']}, {d['n_restarts']} random initialisations shared by all methods; "
-        f"device: {d['run']['device_kind']} ({d['run']['backend']}). Optimal = {d['optimal_definition']} "
+        f"device: {_device(d['run'])}. Optimal = {d['optimal_definition']} "
         f"(best NLL found: {s['best_nll']:.4f}). SW config: `{d['sw_config']}`.",
         "",
         "| method | NLL min / median / max | within 0.5% | within 1% | paper (optimal NLL) "
@@ -249,7 +261,7 @@ def embedding(d, stem: str = "embedding_digits") -> list[str]:
 def benchmark(d) -> list[str]:
     st, rs, run = d["step"], d["restarts"], d["run"]
     lines = [
-        f"### Speed (`experiments/benchmark.py`, device: {run['device_kind']} ({run['backend']}), medians)",
+        f"### Speed (`experiments/benchmark.py`, device: {_device(run)}, medians)",
         "",
         "| measurement | ours | peer | ratio ours/peer |",
         "|---|---|---|---|",
@@ -298,8 +310,7 @@ def benchmark(d) -> list[str]:
 def robust_calls(d) -> list[str]:
     st, run = d["settings"], d["run"]
     lines = [
-        f"### One call for the robust fit (`experiments/robust_calls.py`, device: {run['device_kind']} "
-        f"({run['backend']}))",
+        f"### One call for the robust fit (`experiments/robust_calls.py`, device: {_device(run)})",
         "",
         f"`sw.fit_robust(key, x, {st['K']})` with its defaults, {st['n_calls']} calls with keys "
         f"0..{st['n_calls'] - 1}, "
@@ -354,7 +365,7 @@ def quality_suite(d, stem: str = "quality_suite") -> list[str]:
         "",
         f"{len(problems)} fixed, seeded problems, {st['n_restarts']} restarts per method"
         + "".join(f", {r} for `{m}`" for m, r in st.get("method_restarts", {}).items())
-        + f" (keys from each problem's seed); device: {run['device_kind']} ({run['backend']}); "
+        + f" (keys from each problem's seed); device: {_device(run)}; "
         f"whole run {run['wall_s'] / 60:.1f} min. SW config: `{st['sw_config']}`"
         + (f" (overrides `{st['sw_config_overrides']}`)" if st["sw_config_overrides"] else "")
         + ". Recovered: "
@@ -535,7 +546,7 @@ def render(results_dir=RESULTS) -> str:
     for pattern, fn in (
         ("ring_square_line_*.json", ring_square_line),
         ("embedding_*.json", embedding),
-        ("quality_suite_full.json", quality_suite),
+        ("quality_suite*_full.json", quality_suite),
     ):
         for path in sorted(results_dir.glob(pattern)):
             if path.name in done:
