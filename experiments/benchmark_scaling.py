@@ -3,7 +3,7 @@
 For each axis (points ``N``, dimension ``d``, components ``K``, projections
 ``L``) the other three stay at a base point; each point times a jitted
 ``value_and_grad`` of :func:`swgmm_jax.sliced_loss` (defaults of
-:class:`swgmm_jax.FitConfig`: 64 stratified levels per slice, 10 quantile
+:class:`swgmm_jax.FitConfig`: its stratified levels per slice and quantile
 iterations, ``sort="auto"``), separately reporting the compile time and the
 median step time, and the log-log slope of step time against each axis.
 
