@@ -267,10 +267,11 @@ def _solve(z, zc, log_weights, means, scales, quantile_iters):
     tol = 64 * jnp.finfo(z.dtype).eps
     smin = jnp.min(scales, axis=-1, keepdims=True)
 
+    inv_scales = _comp(1.0 / scales)  # a multiply per (level, component) instead of a divide
+
     def body(_, carry):
         x, lo, hi, dx, dx_old = carry
-        u = _standardised(x, means, scales)
-        arg = neg_sgn * u
+        arg = neg_sgn * ((x[..., None, :] - _comp(means)) * inv_scales)
         t = jnp.sum(half_w * jax.lax.erfc(arg), axis=-2)
         f = jnp.sum(pdf_coef * _gauss(arg), axis=-2)
         g = jnp.log(t) - log_tail
