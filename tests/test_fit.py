@@ -235,8 +235,9 @@ def test_updates_scale_with_dimension(d):
         # (The init method plays no part in the step: the cheap-to-compile one.)
         cfg = sw.FitConfig(n_steps=10, scale_with_dim=on, init="random_from_data")
         init, step, _ = sw.make_fit_step(cfg)
-        state = init(jax.random.key(1), x, 2)
-        new, _ = step(jax.random.key(2), state, x)
+        # Jitted: one compilation each, not one per primitive run eagerly.
+        state = jax.jit(init, static_argnums=2)(jax.random.key(1), x, 2)
+        new, _ = jax.jit(step)(jax.random.key(2), state, x)
         # The optimiser's coordinates: log-Cholesky (each factor's diagonal as its logarithm).
         before, after = _to_log_cholesky(state.params), _to_log_cholesky(new.params)
         moves[on] = jax.tree.map(
