@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swgmm_jax._config import EMConfig, FitConfig, check_config
+from swgmm_jax._config import EMConfig, FitConfig
 from swgmm_jax._em import fit_em_restarts
 from swgmm_jax._fit import fit_restarts
-from swgmm_jax._params import GMMParams, n_parameters, point_log_likelihood
-from swgmm_jax._robust import fit_robust
+from swgmm_jax._params import GMMParams, covariance_type_of, n_parameters, point_log_likelihood
+from swgmm_jax._robust import ROBUST_EM_CONFIG, ROBUST_FIT_CONFIG, fit_robust, pair_configs
 from swgmm_jax._sliced import sliced_loss
 from swgmm_jax._validation import (
     check_choice,
@@ -97,10 +97,14 @@ def _pad(params: GMMParams, k_max: int) -> GMMParams:
     if extra == 0:
         return params
     floor = jnp.log(jnp.finfo(params.means.dtype).tiny)
-    return GMMParams(
+    scale = params[2]
+    if covariance_type_of(params) != "tied":  # a tied scale has no component axis
+        scale = jnp.concatenate([scale, jnp.repeat(scale[:1], extra, axis=0)])
+    cls: Any = type(params)
+    return cls(
         jnp.concatenate([params.log_weights, jnp.full((extra,), floor, params.logits.dtype)]),
         jnp.concatenate([params.means, jnp.repeat(params.means[:1], extra, axis=0)]),
-        jnp.concatenate([params.scale_tril, jnp.repeat(params.scale_tril[:1], extra, axis=0)]),
+        scale,
         params.reg_covar,
     )
 
@@ -200,10 +204,10 @@ def select_n_components(
     check_choice(criterion, "criterion", CRITERIA)
     check_choice(method, "method", METHODS)
     n_restarts = check_positive_int(n_restarts, "n_restarts")
-    if config is not None:
-        config = check_config(config, FitConfig)
-    if em_config is not None:
-        em_config = check_config(em_config, EMConfig)
+    if method == "robust":
+        config, em_config = pair_configs(config, em_config, ROBUST_FIT_CONFIG, ROBUST_EM_CONFIG)
+    else:  # one covariance type for both phases (a config not given takes the other's)
+        config, em_config = pair_configs(config, em_config, FitConfig(), EMConfig())
     check_real(val_fraction, "val_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
     check_real(sw_rtol, "sw_rtol", low=0.0)
     k_split, k_eval, k_fit, k_pick = jax.random.split(key, 4)
@@ -221,9 +225,6 @@ def select_n_components(
         perm = jax.random.permutation(k_split, n)
         x, x_val = x[perm[n_val:]], x[perm[:n_val]]
     ks = _check_ks(n_components, x.shape[0])
-    if method != "robust":
-        config = FitConfig() if config is None else config
-        em_config = EMConfig() if em_config is None else em_config
 
     # Every K's restarts, padded to the largest K and stacked: each score below is one batched call
     # (one compilation), not one per K.

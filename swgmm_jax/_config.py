@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
-from swgmm_jax._params import GMMParams
+from swgmm_jax._covariances import check_covariance_type
 from swgmm_jax._sliced import SORT_METHODS
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_bool, check_choice, check_positive_int, check_real
@@ -60,8 +60,7 @@ _SCHEDULES = ("constant", "cosine")
 FREEZE_NAMES = ("weights", "means", "covariances")
 """The parameters a fit can hold at their initial values (``freeze=``)."""
 
-# Which GMMParams leaves each name covers (a covariance type with other
-# leaves would map "covariances" to its own).
+# Which leaves each name covers ("covariances": the scale leaf of the params' type, their third field).
 _FROZEN_FIELDS = {"weights": ("logits",), "means": ("means",), "covariances": ("scale_tril",)}
 
 
@@ -83,18 +82,25 @@ def check_freeze(freeze: Any, name: str = "freeze") -> frozenset[str]:
     return names
 
 
-def frozen_fields(freeze: frozenset[str]) -> tuple[str, ...]:
-    """The ``GMMParams`` fields held fixed for the frozen names, in a fixed order."""
-    return tuple(f for n in FREEZE_NAMES if n in freeze for f in _FROZEN_FIELDS[n])
+def frozen_fields(freeze: frozenset[str], params_cls: Any = None) -> tuple[str, ...]:
+    """The parameter fields held fixed for the frozen names, in a fixed order.
+
+    ``"covariances"`` names the scale leaf of ``params_cls`` (``scale_tril``,
+    ``scale_diag`` or ``scale``; ``GMMParams``' ``scale_tril`` when not given).
+    """
+    scale = "scale_tril" if params_cls is None else params_cls._fields[2]
+    return tuple(
+        scale if f == "scale_tril" else f for n in FREEZE_NAMES if n in freeze for f in _FROZEN_FIELDS[n]
+    )
 
 
-def hold_frozen(params: GMMParams, start: GMMParams, freeze: frozenset[str]) -> GMMParams:
+def hold_frozen(params: Any, start: Any, freeze: frozenset[str]) -> Any:
     """``params`` with ``start``'s leaves for the frozen names, bit for bit.
 
     Frozen covariances take ``start``'s floor ``reg_covar`` too, so that the
     covariance matrices are ``start``'s exactly.
     """
-    held = frozen_fields(freeze)
+    held = frozen_fields(freeze, type(params))
     if "covariances" in freeze:
         held = (*held, "reg_covar")
     return params._replace(**{name: getattr(start, name) for name in held})
@@ -362,6 +368,11 @@ class FitConfig:
 
     Attributes:
       n_steps: RMSProp steps, one fresh set of directions each.
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"`` or ``"tied"``
+        (scikit-learn's names and meanings; see :func:`swgmm_jax.from_moments`):
+        the parameters the initialisation builds. A fit given ``init`` takes
+        its type from ``init``, which must match. Diagonal and spherical fits
+        never form a ``d x d`` matrix. Static.
       reg_covar: covariance floor (standardised units): every covariance has
         smallest eigenvalue >= ``reg_covar`` at every step. Traced.
       freeze: parameters held at their initial values, any of ``"weights"``,
@@ -395,6 +406,7 @@ class FitConfig:
     """
 
     n_steps: int
+    covariance_type: str
     reg_covar: Any
     freeze: frozenset[str]
     standardize: bool
@@ -407,6 +419,7 @@ class FitConfig:
         self,
         n_steps: int = 500,
         *,
+        covariance_type: str = "full",
         reg_covar: Any = 1e-6,
         freeze: Any = frozenset(),
         learn_weights: bool | None = None,
@@ -444,6 +457,7 @@ class FitConfig:
         check_real(reg_covar, "reg_covar", low=0.0, low_open=True)
         setattr_ = object.__setattr__
         setattr_(self, "n_steps", int(n_steps))
+        setattr_(self, "covariance_type", check_covariance_type(covariance_type))
         setattr_(self, "reg_covar", reg_covar)
         frozen = check_freeze(freeze)
         if learn_weights is not None:  # the alias decides about the weights when given
@@ -505,6 +519,10 @@ class EMConfig:
         about the frozen means, for instance); the result's frozen leaves are
         the initial parameters' bit for bit (given ``init``, ``init``'s own).
         Relocation moves leave them alone too. Static.
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"`` or ``"tied"``:
+        scikit-learn's M-step of that type. A fit given ``init`` (and
+        :func:`swgmm_jax.polish_em`) takes the type of the parameters it is
+        given, which must match. Static.
 
     Examples:
       >>> import swgmm_jax as sw
@@ -523,9 +541,11 @@ class EMConfig:
     relocations: int = 0
     relocation_temperature: Any = 0.03
     freeze: frozenset[str] = frozenset()
+    covariance_type: str = "full"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freeze", check_freeze(self.freeze))
+        check_covariance_type(self.covariance_type)
         check_positive_int(self.max_iter, "max_iter")
         check_real(self.tol, "tol", low=0.0)
         check_real(self.reg_covar, "reg_covar", low=0.0, low_open=True)

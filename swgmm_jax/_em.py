@@ -1,4 +1,4 @@
-"""The EM baseline in JAX (full covariances, scikit-learn's update equations).
+"""The EM baseline in JAX (scikit-learn's update equations, for each covariance type).
 
 ``fit_em`` mirrors ``sklearn.mixture.GaussianMixture.fit`` step for step (E-step,
 M-step with ``reg_covar`` added to the diagonals, stop when the mean
@@ -15,12 +15,14 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from swgmm_jax import _covariances as cv
 from swgmm_jax._config import FREEZE_NAMES, EMConfig, check_config, check_freeze, hold_frozen
 from swgmm_jax._init import centre, check_fit_args, init_params, normalized_weights
 from swgmm_jax._params import (
     COLLAPSE_FACTOR,
     GMMParams,
     check_params,
+    covariance_type_of,
     log_prob_from_moments,
     moments_to_params,
     rescale_params,
@@ -71,12 +73,15 @@ def em_step(
     *,
     sample_weight: jax.Array | None = None,
     freeze: Any = frozenset(),
+    covariance_type: str = "full",
 ):
     """One E-step + M-step on ``(weights, means, covariances)``.
 
     Args:
       x: ``[n, d]`` data.
-      moments: ``(weights[K], means[K, d], covariances[K, d, d])``.
+      moments: ``(weights[K], means[K, d], covariances)``, the covariances in
+        scikit-learn's shape for ``covariance_type`` (``[K, d, d]``, ``[K, d]``,
+        ``[K]`` or ``[d, d]``).
       reg_covar: added to the diagonal of every new covariance.
       sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
         0; not checked; only their ratios matter): the sufficient statistics
@@ -85,6 +90,8 @@ def em_step(
       freeze: names among ``"weights"``, ``"means"``, ``"covariances"`` (static)
         whose moments are returned unchanged; the others are updated given
         them (the covariances about frozen means).
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"`` or ``"tied"``
+        (static): scikit-learn's M-step of that type.
 
     Returns:
       ``((weights, means, covariances), mean_log_likelihood)``: the new moments
@@ -106,8 +113,9 @@ def em_step(
       True
     """
     freeze = check_freeze(freeze)
+    covariance_type = cv.check_covariance_type(covariance_type)
     weights, means, covs = moments
-    log_prob = log_prob_from_moments(x, jnp.log(weights), means, covs)
+    log_prob = log_prob_from_moments(x, jnp.log(weights), means, covs, covariance_type)
     log_norm = logsumexp(log_prob, axis=1)
     resp = jnp.exp(log_prob - log_norm[:, None])
     wn = normalized_weights(sample_weight, x.shape[0])
@@ -115,22 +123,10 @@ def em_step(
         resp = resp * wn[:, None]
     nk = jnp.sum(resp, axis=0) + 10 * jnp.finfo(x.dtype).eps
     new_means = means if "means" in freeze else resp.T @ x / nk[:, None]
-    eye = jnp.eye(x.shape[1], dtype=x.dtype)
-
-    def cov(r, mu, n):  # one component at a time: memory O(n d), not O(K n d)
-        diff = x - mu[None, :]
-        c = (r[:, None] * diff).T @ diff / n
-        # A component collapsing on a few points has a near-singular scatter
-        # matrix that float32 rounding can make indefinite (the next Cholesky
-        # would be NaN): clip its eigenvalues at 0 before adding the floor.
-        # A no-op, to rounding, whenever the scatter matrix is PSD.
-        lam, vec = jnp.linalg.eigh(0.5 * (c + c.T))
-        return (vec * jnp.maximum(lam, 0.0)[None, :]) @ vec.T + reg_covar * eye
-
     if "covariances" in freeze:
         new_covs = covs
-    else:
-        new_covs = jax.lax.map(lambda a: cov(*a), (resp.T, new_means, nk))
+    else:  # one component at a time: memory O(n d), not O(K n d); PSD-clipped scatters
+        new_covs = cv.weighted_covariance(x, resp, nk, new_means, reg_covar, covariance_type)
     new_weights = weights if "weights" in freeze else nk / jnp.sum(nk)
     ll = jnp.mean(log_norm) if wn is None else jnp.mean(wn * log_norm)
     return (new_weights, new_means, new_covs), ll
@@ -143,16 +139,19 @@ def _fit_em_single(key, x, init, n_components: int, config: EMConfig, sample_wei
     xc = x - c[None, :]
     reg = jnp.asarray(config.reg_covar, x.dtype)
     if init is None:
-        params0 = init_params(key, xc, n_components, config.initialization, reg, sample_weight)
+        params0 = init_params(
+            key, xc, n_components, config.initialization, reg, sample_weight, config.covariance_type
+        )
     else:
         params0 = rescale_params(init, -c, 1.0)
+    ct = covariance_type_of(params0)
     start = rescale_params(params0, c, 1.0) if init is None else init  # the frozen leaves, caller's units
-    moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config, sample_weight)
+    moments, n_iter, conv, hist = _em_loop(xc, to_moments(params0), reg, config, sample_weight, ct)
     if not config.relocations:
-        params = rescale_params(moments_to_params(*moments, reg), c, 1.0)
+        params = rescale_params(moments_to_params(*moments, reg, ct), c, 1.0)
         return EMResult(hold_frozen(params, start, config.freeze), hist, n_iter, conv)
     params, nll, accepted = _relocation_rounds(
-        jax.random.fold_in(key, 1), xc, moments, reg, config, sample_weight
+        jax.random.fold_in(key, 1), xc, moments, reg, config, sample_weight, ct
     )
     params = hold_frozen(rescale_params(params, c, 1.0), start, config.freeze)
     return EMResult(params, hist, n_iter, conv, nll, accepted)
@@ -161,7 +160,7 @@ def _fit_em_single(key, x, init, n_components: int, config: EMConfig, sample_wei
 _TOL_ULPS = 8  # the convergence test's floor, in units of the log-likelihood's rounding
 
 
-def _em_loop(xc, moments0, reg, config: EMConfig, sample_weight=None):
+def _em_loop(xc, moments0, reg, config: EMConfig, sample_weight=None, covariance_type="full"):
     """EM iterations until ``tol`` or ``max_iter``: ``(moments, n_iter, converged, history)``."""
     hist0 = jnp.full((config.max_iter,), jnp.nan, xc.dtype)
 
@@ -171,7 +170,14 @@ def _em_loop(xc, moments0, reg, config: EMConfig, sample_weight=None):
 
     def body(carry):
         moments, prev, it, _, hist = carry
-        moments, ll = em_step(xc, moments, reg, sample_weight=sample_weight, freeze=config.freeze)
+        moments, ll = em_step(
+            xc,
+            moments,
+            reg,
+            sample_weight=sample_weight,
+            freeze=config.freeze,
+            covariance_type=covariance_type,
+        )
         # tol, but never below the resolution of the mean log-likelihood in its dtype: in float32 at
         # d = 50 (|ll| ~ 69, resolution 8e-6) tol = 1e-6 could not be met, and EM ran max_iter times.
         tol = jnp.maximum(config.tol, _TOL_ULPS * jnp.finfo(xc.dtype).eps * jnp.abs(ll))
@@ -183,7 +189,7 @@ def _em_loop(xc, moments0, reg, config: EMConfig, sample_weight=None):
     return moments, n_iter, conv, hist
 
 
-def _relocation_rounds(key, xc, moments, reg, config: EMConfig, sample_weight=None):
+def _relocation_rounds(key, xc, moments, reg, config: EMConfig, sample_weight=None, covariance_type="full"):
     """Merge-and-relocate rounds, each run to convergence and kept only if the likelihood rose."""
     wn = normalized_weights(sample_weight, xc.shape[0])
     frozen = [i for i, name in enumerate(FREEZE_NAMES) if name in config.freeze]  # moments' order
@@ -191,15 +197,15 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig, sample_weight=No
     def nll(m):
         # A proposal that collapses a component (its likelihood unbounded as the floor goes to 0, e.g.
         # a component on a few duplicated points) is never kept.
-        point_ll = logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2]), axis=1)
+        point_ll = logsumexp(log_prob_from_moments(xc, jnp.log(m[0]), m[1], m[2], covariance_type), axis=1)
         value = -jnp.mean(point_ll if wn is None else wn * point_ll)
-        at_floor = jnp.any(jnp.linalg.eigvalsh(m[2])[..., 0] < COLLAPSE_FACTOR * reg)
+        at_floor = jnp.any(_smallest_eigenvalues(m[2], covariance_type) < COLLAPSE_FACTOR * reg)
         return jnp.where(at_floor, jnp.inf, value)
 
     def propose(current, k):
         proposal = merge_relocate(
             k,
-            moments_to_params(*current, reg),
+            moments_to_params(*current, reg, covariance_type),
             xc,
             temperature=config.relocation_temperature,
             cov_scale=config.init_cov_scale,
@@ -208,10 +214,17 @@ def _relocation_rounds(key, xc, moments, reg, config: EMConfig, sample_weight=No
         moments = list(to_moments(proposal))
         for i in frozen:  # the move leaves the frozen moments alone
             moments[i] = current[i]
-        return _em_loop(xc, tuple(moments), reg, config, sample_weight)[0]
+        return _em_loop(xc, tuple(moments), reg, config, sample_weight, covariance_type)[0]
 
     moments, values, accepted = accept_if_better(key, moments, config.relocations, propose, nll)
-    return moments_to_params(*moments, reg), values, accepted
+    return moments_to_params(*moments, reg, covariance_type), values, accepted
+
+
+def _smallest_eigenvalues(cov: jax.Array, covariance_type: str) -> jax.Array:
+    """Each covariance's smallest eigenvalue (the type's shape: one per component, or one if tied)."""
+    if covariance_type in ("full", "tied"):
+        return jnp.linalg.eigvalsh(cov)[..., 0]
+    return jnp.min(cov, axis=-1) if covariance_type == "diag" else cov
 
 
 _fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components",))
@@ -238,7 +251,8 @@ def fit_em(
     """Fit a GMM by expectation-maximisation (the baseline), in one jitted call.
 
     Same initialisations as :func:`swgmm_jax.fit`. Given the same initial
-    parameters it follows scikit-learn's ``GaussianMixture`` (full covariances)
+    parameters it follows scikit-learn's ``GaussianMixture`` (with the same
+    ``covariance_type``: ``config.covariance_type``, or ``init``'s type)
     iteration for iteration. ``config.reg_covar`` is in the units of the data,
     as in scikit-learn.
 
@@ -273,7 +287,7 @@ def fit_em(
       True
     """
     config = check_config(config, EMConfig)
-    x, k, init = check_fit_args(key, x, n_components, init)
+    x, k, init = check_fit_args(key, x, n_components, init, covariance_type=config.covariance_type)
     w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     if w is None:
         return _fit_em_jit(key, x, init, config=config, n_components=k)
@@ -315,7 +329,9 @@ def fit_em_restarts(
     """
     config = check_config(config, EMConfig)
     r = check_positive_int(n_restarts, "n_restarts")
-    x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
+    x, k, init = check_fit_args(
+        key, x, n_components, init, batch_dims=(r,), covariance_type=config.covariance_type
+    )
     w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     if w is None:
         return _fit_em_restarts_jit(jax.random.split(key, r), x, init, k, config)
@@ -326,12 +342,15 @@ def fit_em_restarts(
 def _polish(params, x, n_steps, sample_weight=None):
     c = centre(x, sample_weight)
     moments = to_moments(rescale_params(params, -c, 1.0))
+    ct = covariance_type_of(params)
 
     def body(m, _):
-        return em_step(x - c[None, :], m, params.reg_covar, sample_weight=sample_weight)[0], None
+        return em_step(x - c[None, :], m, params.reg_covar, sample_weight=sample_weight, covariance_type=ct)[
+            0
+        ], None
 
     moments, _ = jax.lax.scan(body, moments, None, length=n_steps)
-    return rescale_params(moments_to_params(*moments, params.reg_covar), c, 1.0)
+    return rescale_params(moments_to_params(*moments, params.reg_covar, ct), c, 1.0)
 
 
 def polish_em(

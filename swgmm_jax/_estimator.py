@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from swgmm_jax._config import EMConfig, FitConfig
+from swgmm_jax._covariances import COVARIANCE_TYPES, covariance_shape
 from swgmm_jax._em import fit_em, fit_em_restarts
 from swgmm_jax._fit import fit, fit_restarts
 from swgmm_jax._init import initialize, standardizer
@@ -33,6 +34,7 @@ from swgmm_jax._params import (
     GMMParams,
     aic,
     bic,
+    covariance_type_of,
     from_moments,
     hard_labels,
     point_log_likelihood,
@@ -49,7 +51,7 @@ __all__ = ["GaussianMixture", "NotFittedError", "ConvergenceWarning"]
 
 METHODS = ("sw", "sw+em", "em", "robust")
 _INIT_PARAMS = {"kmeans": "kmeans", "k-means++": "kmeans++", "random_from_data": "random_from_data"}
-_COVARIANCE_TYPES = ("full",)
+_COVARIANCE_TYPES = COVARIANCE_TYPES
 _SW_EVAL: dict[str, Any] = {
     "n_projections": 128,
     "n_levels": 256,
@@ -200,7 +202,9 @@ class GaussianMixture:
 
     Args:
       n_components: number of components ``K``.
-      covariance_type: ``"full"`` (the only type implemented so far).
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"`` or ``"tied"``
+        (scikit-learn's meanings), in every phase of the fit (it replaces
+        ``sw_config.covariance_type``).
       tol: EM's convergence threshold on the mean log-likelihood.
       reg_covar: covariance floor added to the diagonals (data units), > 0.
       max_iter: EM iterations at most.
@@ -209,7 +213,8 @@ class GaussianMixture:
         ``"random_from_data"``.
       weights_init: optional ``[K]`` initial weights (as scikit-learn's).
       means_init: optional ``[K, d]`` initial means.
-      precisions_init: optional ``[K, d, d]`` initial precision matrices. Parts
+      precisions_init: optional initial precisions in scikit-learn's shape for
+        ``covariance_type`` (``[K, d, d]``, ``[d, d]``, ``[K, d]``, ``[K]``). Parts
         not given come from ``init_params``; with any of them ``n_init`` is 1.
       random_state: ``None`` (a seed drawn from NumPy's global generator), an
         int, a ``numpy.random.Generator``/``RandomState`` or a JAX PRNG key.
@@ -224,8 +229,11 @@ class GaussianMixture:
         ``FitConfig()`` (``FitConfig(n_steps=200)`` for ``"robust"``).
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, d]``, ``covariances_``,
-    ``precisions_``, ``precisions_cholesky_`` (``[K, d, d]``; the upper-triangular
-    ``U`` with ``precision = U U^T``, scikit-learn's convention), ``converged_``,
+    ``precisions_``, ``precisions_cholesky_`` (in scikit-learn's shape for the
+    covariance type: ``[K, d, d]`` for ``"full"``, ``[d, d]`` for ``"tied"``,
+    ``[K, d]`` for ``"diag"``, ``[K]`` for ``"spherical"``; the Cholesky factor
+    is the upper-triangular ``U`` with ``precision = U U^T``, scikit-learn's
+    convention, and ``1 / sqrt(variance)`` for the diagonal types), ``converged_``,
     ``n_iter_`` (EM iterations of the chosen fit; for ``"sw"`` the SW steps, and
     ``converged_`` is whether its loss stayed finite), ``lower_bound_`` (mean
     log-likelihood: for EM at its last E-step, as scikit-learn; for ``"sw"`` of
@@ -364,8 +372,7 @@ class GaussianMixture:
             raise ValueError(f"n_components must be an integer >= 1, got {self.n_components!r}")
         if self.covariance_type not in _COVARIANCE_TYPES:
             raise ValueError(
-                f"covariance_type must be 'full' (the only type implemented so far), "
-                f"got {self.covariance_type!r}"
+                f"covariance_type must be one of {_COVARIANCE_TYPES}, got {self.covariance_type!r}"
             )
         for name, low in (("tol", 0.0), ("reg_covar", 0.0)):
             value = getattr(self, name)
@@ -462,11 +469,17 @@ class GaussianMixture:
                     f"warm_start: the previous fit has shape {self.params_.means.shape}, "
                     f"the new one would have {(k, x.shape[1])}"
                 )
+            if covariance_type_of(self.params_) != self.covariance_type:
+                raise ValueError(
+                    f"warm_start: the previous fit has covariance_type={covariance_type_of(self.params_)!r}, "
+                    f"this estimator {self.covariance_type!r}"
+                )
             return self.params_
         given = (self.weights_init, self.means_init, self.precisions_init)
         if all(g is None for g in given):
             return None
-        first = initialize(key, x, k, method=init, sample_weight=w)
+        ct = self.covariance_type
+        first = initialize(key, x, k, method=init, sample_weight=w, covariance_type=ct)
         w, m, c = (np.asarray(a, np.float64) for a in to_moments(first))
         p: np.ndarray
         if self.weights_init is not None:
@@ -479,13 +492,16 @@ class GaussianMixture:
                 raise ValueError(f"means_init must have shape ({k}, {x.shape[1]}), got {m.shape}")
         if self.precisions_init is not None:
             p = np.asarray(self.precisions_init, np.float64)
-            if p.shape != (k, x.shape[1], x.shape[1]):
+            want = covariance_shape(ct, k, x.shape[1])
+            if p.shape != want:
                 raise ValueError(
-                    f"precisions_init must have shape ({k}, {x.shape[1]}, {x.shape[1]}), got {p.shape}"
+                    f"precisions_init must have shape {want} for covariance_type={ct!r}, got {p.shape}"
                 )
-            c = np.linalg.inv(p)
+            c = np.linalg.inv(p) if ct in ("full", "tied") else 1.0 / p
         dtype = x.dtype
-        return from_moments(w.astype(dtype), m.astype(dtype), c.astype(dtype), self.reg_covar)
+        return from_moments(
+            w.astype(dtype), m.astype(dtype), c.astype(dtype), self.reg_covar, covariance_type=ct
+        )
 
     def _configs(self, x: np.ndarray, w: Any = None) -> tuple[FitConfig, EMConfig]:
         init = _INIT_PARAMS[self.init_params]
@@ -495,13 +511,14 @@ class GaussianMixture:
         reg = float(self.reg_covar)
         if base.standardize:  # FitConfig's floor is in units of the standardised data
             reg = reg / float(standardizer(jnp.asarray(x), w)[1]) ** 2
-        sw_config = base.replace(reg_covar=reg, init=init)
+        sw_config = base.replace(reg_covar=reg, init=init, covariance_type=self.covariance_type)
         em_config = EMConfig(
             max_iter=int(self.max_iter),
             tol=float(self.tol),
             reg_covar=float(self.reg_covar),
             init=init,
             relocations=5 if self.method == "robust" else 0,
+            covariance_type=self.covariance_type,
         )
         return sw_config, em_config
 
@@ -604,14 +621,19 @@ class GaussianMixture:
     def _set_moments(self, params: GMMParams, out: Any) -> None:
         """``params_`` and the moment attributes derived from it, in the dtype ``out``."""
         w, m, c = (np.asarray(a, np.float64) for a in to_moments(params))
-        cov_chol = np.linalg.cholesky(c)
-        prec_chol = np.swapaxes(np.linalg.inv(cov_chol), -1, -2)  # upper triangular U, precision = U U^T
+        if covariance_type_of(params) in ("full", "tied"):
+            cov_chol = np.linalg.cholesky(c)
+            prec_chol = np.swapaxes(np.linalg.inv(cov_chol), -1, -2)  # upper triangular U, precision = U U^T
+            precisions = prec_chol @ np.swapaxes(prec_chol, -1, -2)
+        else:  # scikit-learn's: 1 / sqrt(variance), and the precisions 1 / variance
+            prec_chol = 1.0 / np.sqrt(c)
+            precisions = prec_chol * prec_chol
         self.params_ = params
         self.weights_ = w.astype(out)
         self.means_ = m.astype(out)
         self.covariances_ = c.astype(out)
         self.precisions_cholesky_ = prec_chol.astype(out)
-        self.precisions_ = (prec_chol @ np.swapaxes(prec_chol, -1, -2)).astype(out)
+        self.precisions_ = precisions.astype(out)
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Fit the mixture to ``X [n_samples, n_features]`` (``y`` is ignored); returns ``self``.
@@ -750,9 +772,17 @@ class GaussianMixture:
         n = int(n_samples)
         k_comp, k_noise = jax.random.split(jax.random.fold_in(self._key(), 2))
         comp = np.sort(np.asarray(jax.random.categorical(k_comp, self.params_.logits, shape=(n,))))
-        chol = np.linalg.cholesky(self.covariances_.astype(np.float64))
         eps = np.asarray(jax.random.normal(k_noise, (n, self.n_features_in_)), np.float64)
-        X = self.means_.astype(np.float64)[comp] + np.einsum("nij,nj->ni", chol[comp], eps)
+        cov = self.covariances_.astype(np.float64)
+        ct = covariance_type_of(self.params_)
+        if ct == "full":
+            noise = np.einsum("nij,nj->ni", np.linalg.cholesky(cov)[comp], eps)
+        elif ct == "tied":
+            noise = eps @ np.linalg.cholesky(cov).T
+        else:
+            std = np.sqrt(cov)[comp]
+            noise = (std[:, None] if ct == "spherical" else std) * eps
+        X = self.means_.astype(np.float64)[comp] + noise
         return X, comp.astype(np.int64)
 
     # ---- saving ----

@@ -38,7 +38,7 @@ import optax
 from swgmm_jax._config import FitConfig, SlicingConfig, check_config, frozen_fields, hold_frozen
 from swgmm_jax._init import check_fit_args, init_params, standardizer
 from swgmm_jax._mesh import check_mesh_sort, map_restarts, resolve_mesh
-from swgmm_jax._params import GMMParams, moments_to_params, rescale_params, to_moments
+from swgmm_jax._params import GMMParams, covariance_type_of, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
 from swgmm_jax._validation import check_positive_int, check_sample_weight
@@ -177,16 +177,23 @@ def _eye_like(a: jax.Array) -> jax.Array:
     return jnp.eye(a.shape[-1], dtype=a.dtype).reshape((1,) * (a.ndim - 2) + a.shape[-2:])
 
 
-def _to_log_cholesky(params: GMMParams) -> GMMParams:
+def _to_log_cholesky(params: Any) -> Any:
     """The optimiser's coordinates: each factor's diagonal as ``log |L_ii|`` (columns sign-flipped).
 
-    ``L diag(+-1)`` has the same ``L L^T``. In these coordinates a step changes
+    ``L diag(+-1)`` has the same ``L L^T``; for the diagonal and spherical
+    types every entry of the scale is a standard deviation above the floor,
+    taken as ``log |s|``. In these coordinates a step changes
     a standard deviation by a factor, not by an amount: RMSProp normalises every
     coordinate's step to about the learning rate, so on the raw factor a
     diagonal entry whose gradient is mostly noise (in ``d >= 10`` a slice sees
     one direction's variance with weight ~1/d) drifted through 0, and the fits of
     the quality suite ended with covariances at the floor in every restart.
     """
+    if covariance_type_of(params) in ("diag", "spherical"):
+        s = params[2]
+        return params._replace(
+            **{params._fields[2]: jnp.log(jnp.maximum(jnp.abs(s), jnp.finfo(s.dtype).tiny))}
+        )
     lower = jnp.tril(params.scale_tril)
     diag = jnp.diagonal(lower, axis1=-2, axis2=-1)
     lower = lower * jnp.where(diag < 0, -1.0, 1.0).astype(lower.dtype)[..., None, :]
@@ -195,7 +202,9 @@ def _to_log_cholesky(params: GMMParams) -> GMMParams:
     return params._replace(scale_tril=lower + (logd - absd)[..., None, :] * _eye_like(lower))
 
 
-def _from_log_cholesky(params: GMMParams) -> GMMParams:
+def _from_log_cholesky(params: Any) -> Any:
+    if covariance_type_of(params) in ("diag", "spherical"):
+        return params._replace(**{params._fields[2]: jnp.exp(params[2])})
     lower = jnp.tril(params.scale_tril)
     logd = jnp.diagonal(lower, axis1=-2, axis2=-1)
     return params._replace(scale_tril=lower + (jnp.exp(logd) - logd)[..., None, :] * _eye_like(lower))
@@ -256,23 +265,28 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
     check_mesh_sort(mesh, config.slicing.sort)
     opt = _optimizer(config)
     slicing = config.slicing
-    held = frozen_fields(config.freeze)  # the GMMParams leaves of the frozen parameters
     # Fits that freeze at most the weights keep the program they had before freeze= existed
     # (the logits pass through the log-Cholesky coordinates unchanged, so a zero update keeps them).
-    legacy = set(held) <= {"logits"}
-    frozen = ("reg_covar", *held)
+    legacy = set(frozen_fields(config.freeze)) <= {"logits"}
 
-    def legacy_loss_fn(coords: GMMParams, fixed: GMMParams, xb: jax.Array, key: jax.Array, weights):
+    def held_of(params: Any) -> tuple[str, ...]:
+        # The leaves of the frozen parameters ("covariances": the scale leaf of the params' type).
+        return frozen_fields(config.freeze, type(params))
+
+    def legacy_loss_fn(coords: Any, fixed: Any, xb: jax.Array, key: jax.Array, weights):
         # Frozen leaves get a zero gradient, hence an exactly zero RMSProp update.
+        frozen = ("reg_covar", *held_of(coords))
         coords = coords._replace(**{name: jax.lax.stop_gradient(getattr(coords, name)) for name in frozen})
         return _loss(key, _from_log_cholesky(coords), xb, slicing, mesh, weights)
 
-    def loss_fn(coords: GMMParams, fixed: GMMParams, xb: jax.Array, key: jax.Array, weights):
+    def loss_fn(coords: Any, fixed: Any, xb: jax.Array, key: jax.Array, weights):
         # As above, but the loss sees the frozen leaves themselves (``fixed``), not their round
         # trip through the log-Cholesky coordinates (exp(log d) is not d to the bit).
         coords = coords._replace(reg_covar=jax.lax.stop_gradient(coords.reg_covar))
         params = _from_log_cholesky(coords)
-        params = params._replace(**{name: jax.lax.stop_gradient(getattr(fixed, name)) for name in held})
+        params = params._replace(
+            **{name: jax.lax.stop_gradient(getattr(fixed, name)) for name in held_of(fixed)}
+        )
         return _loss(key, params, xb, slicing, mesh, weights)
 
     def restart(state: FitState, params: GMMParams) -> FitState:
@@ -293,10 +307,17 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
         reg = jnp.asarray(config.reg_covar, dtype)
         if init is None:
             params = init_params(
-                key, (x - c[None, :]) / s, n_components, config.initialization, reg, sample_weight
+                key,
+                (x - c[None, :]) / s,
+                n_components,
+                config.initialization,
+                reg,
+                sample_weight,
+                covariance_type=config.covariance_type,
             )
         else:  # re-floored at this fit's reg_covar
-            params = moments_to_params(*to_moments(rescale_params(init, -c / s, 1.0 / s)), reg)
+            moments = to_moments(rescale_params(init, -c / s, 1.0 / s))
+            params = moments_to_params(*moments, reg, covariance_type=covariance_type_of(init))
         return restart(FitState(params, None, c, s), params)
 
     def step(
@@ -312,7 +333,7 @@ def make_fit_step(config: FitConfig | None = None, mesh: Any = None) -> FitStep:
             updates = jax.tree.map(lambda u: u * jnp.asarray(factor, u.dtype), updates)
         params = _from_log_cholesky(optax.apply_updates(coords, updates))
         if not legacy:  # bit for bit: the state's frozen leaves, not their round trip
-            params = params._replace(**{name: getattr(state.params, name) for name in held})
+            params = params._replace(**{name: getattr(state.params, name) for name in held_of(params)})
         return state._replace(params=params, opt_state=opt_state), loss * state.scale**slicing.p
 
     return FitStep(init, step, restart)
@@ -539,7 +560,7 @@ def _relocation_rounds(key, state: FitState, x, config: FitConfig, mesh, sample_
     )
     xs = (x - state.centre[None, :]) / state.scale
     k_eval, k_rounds = jax.random.split(key)
-    held = frozen_fields(config.freeze)
+    held = frozen_fields(config.freeze, type(state.params))
 
     test = dataclasses.replace(slicing, n_projections=reloc.n_projections, n_levels=reloc.n_levels)
 
@@ -711,7 +732,7 @@ def fit(
     """
     config = check_config(config, FitConfig)
     check_progress(progress, key, x, init)
-    x, k, init = check_fit_args(key, x, n_components, init)
+    x, k, init = check_fit_args(key, x, n_components, init, covariance_type=config.covariance_type)
     w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
@@ -784,7 +805,9 @@ def fit_restarts(
     config = check_config(config, FitConfig)
     r = check_positive_int(n_restarts, "n_restarts")
     check_progress(progress, key, x, init)
-    x, k, init = check_fit_args(key, x, n_components, init, batch_dims=(r,))
+    x, k, init = check_fit_args(
+        key, x, n_components, init, batch_dims=(r,), covariance_type=config.covariance_type
+    )
     w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)

@@ -9,8 +9,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from swgmm_jax import _covariances as cv
 from swgmm_jax._config import INIT_METHODS, InitConfig
-from swgmm_jax._params import GMMParams, check_params, moments_to_params
+from swgmm_jax._params import check_params, covariance_type_of, moments_to_params
 from swgmm_jax._validation import (
     check_choice,
     check_data,
@@ -28,6 +29,7 @@ __all__ = [
     "ROBUST_SCALE_CAP",
     "standardizer",
     "data_covariance",
+    "data_variances",
     "normalized_weights",
     "check_fit_args",
 ]
@@ -134,14 +136,31 @@ def data_covariance(x: jax.Array, sample_weight: jax.Array | None = None) -> jax
     return (w[:, None] * xc).T @ xc
 
 
-def _random_from_data(key, x, n_components, cov_scale, reg_covar, w=None):
+def data_variances(x: jax.Array, sample_weight: jax.Array | None = None) -> jax.Array:
+    """``[d]`` (weighted) variances of ``x[n, d]``: the diagonal of :func:`data_covariance`."""
+    if sample_weight is None:
+        xc = x - jnp.mean(x, axis=0, keepdims=True)
+        return jnp.mean(xc * xc, axis=0)
+    w = sample_weight / jnp.sum(sample_weight)
+    xc = x - (w @ x)[None, :]
+    return w @ (xc * xc)
+
+
+def _random_from_data(key, x, n_components, cov_scale, reg_covar, w=None, covariance_type="full"):
     n, d = x.shape
     # Weighted: means drawn with probability proportional to the weights (never a zero-weight point
     # while K points have weight).
     idx = jax.random.choice(key, n, (n_components,), replace=False, p=None if w is None else w / jnp.sum(w))
     means = x[idx]
-    cov = cov_scale * data_covariance(x, w) + reg_covar * jnp.eye(d, dtype=x.dtype)
-    covs = jnp.broadcast_to(cov, (n_components, d, d))
+    if covariance_type in ("diag", "spherical"):  # the data's variances: no d x d matrix
+        var = data_variances(x, w)
+        var = var if covariance_type == "diag" else jnp.mean(var, keepdims=True)
+        covs = jnp.broadcast_to(
+            cov_scale * var + reg_covar, cv.covariance_shape(covariance_type, n_components, d)
+        )
+    else:
+        cov = cov_scale * data_covariance(x, w) + reg_covar * jnp.eye(d, dtype=x.dtype)
+        covs = cv.reduce_full_covariance(cov, covariance_type, n_components)
     weights = jnp.full((n_components,), 1.0 / n_components, x.dtype)
     return weights, means, covs
 
@@ -207,7 +226,7 @@ def _kmeans(key, x, n_components, lloyd_iters, w=None):
     return centres, jnp.sum(dmin) if w is None else w @ dmin
 
 
-def _hard_moments(x, centres, reg_covar, w=None):
+def _hard_moments(x, centres, reg_covar, w=None, covariance_type="full"):
     """Weights, means and covariances of the points nearest to each centre (one hard M-step).
 
     ``w``, if given, are weights of mean 1 (:func:`normalized_weights`): the
@@ -222,21 +241,30 @@ def _hard_moments(x, centres, reg_covar, w=None):
     nk = jnp.sum(resp, axis=0)
     safe = jnp.maximum(nk, 1.0) if w is None else jnp.where(nk > 0, nk, 1.0)
     means = jnp.where(nk[:, None] > 0, resp.T @ x / safe[:, None], centres)
-    diff = x[None] - means[:, None]  # [K, n, d]
-    covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
-    covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)[None]
+    if covariance_type == "full":
+        diff = x[None] - means[:, None]  # [K, n, d]
+        covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
+        covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)[None]
+    else:  # the M-step's estimate of the type (tied: pooled over the points' total weight)
+        covs = cv.weighted_covariance(x, resp, safe, means, reg_covar, covariance_type)
     weights = (nk + 1.0) / (n + k)  # no empty component gets weight 0
     return weights, means, covs
 
 
-@functools.partial(jax.jit, static_argnames=("n_components",))
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type"))
 def init_params(
-    key: jax.Array, x: jax.Array, n_components: int, init: InitConfig, reg_covar, sample_weight=None
-) -> GMMParams:
+    key: jax.Array,
+    x: jax.Array,
+    n_components: int,
+    init: InitConfig,
+    reg_covar,
+    sample_weight=None,
+    covariance_type: str = "full",
+) -> Any:
     """:func:`initialize` without argument checks (jitted; for use inside the package)."""
     sw_ = normalized_weights(sample_weight, x.shape[0])
     if init.method == "random_from_data":
-        w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar, sw_)
+        w, m, c = _random_from_data(key, x, n_components, init.cov_scale, reg_covar, sw_, covariance_type)
     else:
         lloyd_iters = KMEANS_ITERS if init.method == "kmeans" else 0
         # Distances as |x|^2 - 2 x.c + |c|^2 lose digits at a large offset: work centred.
@@ -244,9 +272,9 @@ def init_params(
         xc = x - shift[None, :]
         keys = key[None] if init.n_init == 1 else jax.random.split(key, init.n_init)
         centres, inertia = jax.vmap(lambda k: _kmeans(k, xc, n_components, lloyd_iters, sw_))(keys)
-        w, m, c = _hard_moments(xc, centres[jnp.argmin(inertia)], reg_covar, sw_)
+        w, m, c = _hard_moments(xc, centres[jnp.argmin(inertia)], reg_covar, sw_, covariance_type)
         m = m + shift[None, :]
-    return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype))
+    return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype), covariance_type=covariance_type)
 
 
 def initialize(
@@ -259,7 +287,8 @@ def initialize(
     n_init: int = 10,
     reg_covar: float = 1e-6,
     sample_weight: jax.typing.ArrayLike | None = None,
-) -> GMMParams:
+    covariance_type: str = "full",
+) -> Any:
     """Random initial parameters from the data.
 
     Args:
@@ -285,9 +314,14 @@ def initialize(
         inertia, and the final moments are weighted (the mixture weights
         ``(n_k + 1) / (n + K)`` count ``n_k`` with the weights rescaled to
         mean 1).
+      covariance_type: ``"full"``, ``"diag"``, ``"spherical"`` or ``"tied"``:
+        the type of the parameters (each moment estimated as the type's
+        M-step does: the diagonal of the data covariance, its mean, or the
+        clusters' pooled scatter).
 
     Returns:
-      ``GMMParams`` in the units of ``x``. Vmap over keys for many restarts.
+      The type's parameters (``GMMParams`` for ``"full"``) in the units of
+      ``x``. Vmap over keys for many restarts.
 
     Examples:
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
@@ -308,13 +342,22 @@ def initialize(
     check_real(cov_scale, "cov_scale", low=0.0, low_open=True)
     check_positive_int(n_init, "n_init")
     check_real(reg_covar, "reg_covar", low=0.0)
-    return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar, w)
+    ct = cv.check_covariance_type(covariance_type)
+    return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar, w, covariance_type=ct)
 
 
 def check_fit_args(
-    key: Any, x: Any, n_components: Any, init: Any, batch_dims: tuple[int, ...] = ()
-) -> tuple[jax.Array, int, GMMParams | None]:
-    """Validate the arguments every fit takes; returns ``(x, K, init)`` as arrays of ``x``'s dtype."""
+    key: Any,
+    x: Any,
+    n_components: Any,
+    init: Any,
+    batch_dims: tuple[int, ...] = (),
+    covariance_type: str | None = None,
+) -> tuple[jax.Array, int, Any]:
+    """Validate the arguments every fit takes; returns ``(x, K, init)`` as arrays of ``x``'s dtype.
+
+    ``covariance_type``, if given, is the config's: ``init`` must be of that type.
+    """
     check_key(key)
     k = check_positive_int(n_components, "n_components")
     x = check_data(x, "x")
@@ -322,5 +365,10 @@ def check_fit_args(
         raise ValueError(f"x has {x.shape[0]} points, fewer than n_components={k}")
     if init is not None:
         init = check_params(init, "init", n_components=k, dim=x.shape[1], batch_dims=batch_dims)
+        if covariance_type is not None and covariance_type_of(init) != covariance_type:
+            raise ValueError(
+                f"init is {type(init).__name__} (covariance_type={covariance_type_of(init)!r}) but the "
+                f"config has covariance_type={covariance_type!r}: set the config's covariance_type to match"
+            )
         init = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init)
     return x, k, init

@@ -1,13 +1,16 @@
 """Saving and loading fitted mixtures: a documented, versioned ``.npz`` format (no pickle).
 
-Format ``swgmm_jax.model``, version 1. A NumPy ``.npz`` archive (a zip of ``.npy`` arrays)
-holding:
+Format ``swgmm_jax.model``, version 2 (version 1 is version 2 with full covariances only). A
+NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
 
-* ``params/logits``, ``params/means``, ``params/scale_tril``, ``params/reg_covar``: the
-  :class:`swgmm_jax.GMMParams` leaves, in their dtype, with any leading batch axes
-  (``means[*B, K, d]``);
+* ``params/logits``, ``params/means``, ``params/<scale>``, ``params/reg_covar``: the leaves of
+  the parameters, in their dtype, with any leading batch axes (``means[*B, K, d]``); the scale
+  leaf is ``scale_tril`` (:class:`swgmm_jax.GMMParams` and :class:`swgmm_jax.TiedGMMParams`),
+  ``scale_diag`` (:class:`swgmm_jax.DiagGMMParams`) or ``scale``
+  (:class:`swgmm_jax.SphericalGMMParams`);
 * ``header``: one 0-d unicode array, a JSON object with ``format`` (``"swgmm_jax.model"``),
-  ``format_version`` (an int), ``package_version``, ``config`` (``null``, or
+  ``format_version`` (an int), ``package_version``, ``covariance_type`` (version 2; ``"full"``
+  when absent), ``config`` (``null``, or
   ``{"type": "FitConfig" | "EMConfig" | ..., "fields": {...}}``, nested for the sub-configs)
   and ``metadata`` (a JSON object of the caller's).
 
@@ -38,12 +41,12 @@ from swgmm_jax._config import (
     RelocationConfig,
     SlicingConfig,
 )
-from swgmm_jax._params import GMMParams, batch_shape, check_params
+from swgmm_jax._params import PARAMS_TYPES, GMMParams, batch_shape, check_params, covariance_type_of
 
 __all__ = ["SavedModel", "save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "swgmm_jax.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = "header"
 _PREFIX = "params/"
 _CONFIG_TYPES = {
@@ -161,9 +164,12 @@ def save(
         raise TypeError(f"config must be a FitConfig, an EMConfig or None, got {type(config).__name__}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+    covariance_type = covariance_type_of(params)
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        # Full-covariance files stay version 1, which every earlier reader reads.
+        "format_version": 1 if covariance_type == "full" else FORMAT_VERSION,
+        "covariance_type": covariance_type,
         "package_version": _package_version(),
         "config": None if config is None else _config_to_json(config),
         "metadata": {} if metadata is None else metadata,
@@ -172,7 +178,7 @@ def save(
         text = json.dumps(header, allow_nan=True)
     except (TypeError, ValueError) as err:
         raise TypeError(f"metadata must hold JSON-serialisable values only: {err}") from err
-    arrays = {_PREFIX + field: np.asarray(getattr(params, field)) for field in GMMParams._fields}
+    arrays = {_PREFIX + field: np.asarray(getattr(params, field)) for field in type(params)._fields}
     arrays[_HEADER] = np.array(text)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -227,7 +233,9 @@ def load(path: str | os.PathLike) -> SavedModel:
             if _HEADER not in archive.files:
                 raise _Foreign(f"it has no {_HEADER!r} entry (entries: {sorted(archive.files)[:8]})")
             text = archive[_HEADER]
-            arrays = {f: archive[_PREFIX + f] for f in GMMParams._fields if _PREFIX + f in archive.files}
+            arrays = {
+                f[len(_PREFIX) :]: archive[f] for f in archive.files if f.startswith(_PREFIX) and f != _HEADER
+            }
     except _Foreign as err:
         raise ValueError(f"{path} is not a swgmm_jax model file: {err}") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
@@ -253,11 +261,15 @@ def load(path: str | os.PathLike) -> SavedModel:
             f"{header.get('package_version', '?')}; this swgmm_jax ({_package_version()}) reads versions up "
             f"to {FORMAT_VERSION}: upgrade swgmm_jax to load it"
         )
-    missing = [f for f in GMMParams._fields if f not in arrays]
+    covariance_type = header.get("covariance_type", "full")
+    if covariance_type not in PARAMS_TYPES:
+        raise ValueError(f"{path}: corrupt header (covariance_type {covariance_type!r})")
+    cls = PARAMS_TYPES[covariance_type]
+    missing = [f for f in cls._fields if f not in arrays]
     if missing:
         raise ValueError(f"{path}: corrupt model file (no {', '.join(_PREFIX + f for f in missing)})")
     try:
-        raw = GMMParams(**arrays)  # type: ignore[arg-type]  # NumPy leaves, converted by check_params
+        raw = cls(**{f: arrays[f] for f in cls._fields})  # NumPy leaves, converted by check_params
         params = check_params(raw, "params", batch_dims=batch_shape(raw), values=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: corrupt model file ({err})") from err

@@ -17,6 +17,11 @@ small floor once ``|L|`` is large (a component stretched to a far outlier:
 eigenvalues of -1e4 were seen); :func:`to_moments` therefore adds that
 rounding bound to the floor, so that the matrix it returns keeps every
 eigenvalue >= ``reg_covar`` in the dtype it is stored in.
+
+The other covariance types of scikit-learn have their own pytrees with the same
+leaves but the scale (:class:`DiagGMMParams`, :class:`SphericalGMMParams`,
+:class:`TiedGMMParams`; see :mod:`swgmm_jax._covariances`); every function here
+takes any of the four.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from swgmm_jax import _covariances as cv
+from swgmm_jax._covariances import COVARIANCE_TYPES, check_covariance_type
 from swgmm_jax._validation import (
     as_real_array,
     check_data,
@@ -42,7 +49,16 @@ from swgmm_jax._validation import (
 )
 
 __all__ = [
+    "COVARIANCE_TYPES",
     "GMMParams",
+    "DiagGMMParams",
+    "SphericalGMMParams",
+    "TiedGMMParams",
+    "PARAMS_TYPES",
+    "AnyGMMParams",
+    "params_class",
+    "covariance_type_of",
+    "full_covariances",
     "from_moments",
     "to_moments",
     "component_log_prob",
@@ -98,6 +114,11 @@ class GMMParams(NamedTuple):
     reg_covar: jax.Array
 
     @property
+    def covariance_type(self) -> str:
+        """``"full"`` (not a leaf)."""
+        return "full"
+
+    @property
     def n_components(self) -> int:
         return self.means.shape[-2]
 
@@ -121,21 +142,200 @@ class GMMParams(NamedTuple):
         return to_moments(self)[2]
 
 
-def _tril(scale_tril: jax.Array) -> jax.Array:
-    return jnp.tril(scale_tril)
+class DiagGMMParams(NamedTuple):
+    """Parameters of a mixture with diagonal covariances (scikit-learn's ``"diag"``).
 
+    ``Sigma_k = diag(scale_diag_k^2) + reg_covar I``: no ``d x d`` matrix is
+    ever formed, so a fit's step costs ``O(L K d)`` per step after the
+    projection of the data (for embeddings and features in hundreds of
+    dimensions).
 
-def _psd_factor(sym: jax.Array) -> jax.Array:
-    """Lower-triangular ``L`` with ``L L^T = sym`` for a symmetric PSD ``[d, d]``.
+    Attributes:
+      logits: ``[K]`` unnormalised log-weights.
+      means: ``[K, d]``.
+      scale_diag: ``[K, d]`` standard deviations above the floor (the sign is ignored).
+      reg_covar: ``[]`` covariance floor.
 
-    Robust to singular input (a plain Cholesky returns NaN there): eigenvalues
-    are clipped at 0, the square-root factor ``B = V sqrt(lam)`` is
-    re-triangularised by a QR decomposition of ``B^T`` (``B B^T = R^T R``).
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(2), jnp.zeros((2, 3)), jnp.ones((2, 3)),
+      ...                          covariance_type="diag")
+      >>> type(params).__name__, params.covariance_type, params.covariances.shape
+      ('DiagGMMParams', 'diag', (2, 3))
     """
-    lam, vec = jnp.linalg.eigh(sym)
-    b = vec * jnp.sqrt(jnp.clip(lam, 0.0))[None, :]
-    r = jnp.linalg.qr(b.T, mode="r")
-    return r.T
+
+    logits: jax.Array
+    means: jax.Array
+    scale_diag: jax.Array
+    reg_covar: jax.Array
+
+    @property
+    def covariance_type(self) -> str:
+        """``"diag"`` (not a leaf)."""
+        return "diag"
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[-2]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def weights(self) -> jax.Array:
+        """``[K]`` mixture weights."""
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def log_weights(self) -> jax.Array:
+        """``[K]`` log mixture weights (normalised)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    @property
+    def covariances(self) -> jax.Array:
+        """``[K, d]`` variances (scikit-learn's ``covariances_`` for ``"diag"``)."""
+        return to_moments(self)[2]
+
+
+class SphericalGMMParams(NamedTuple):
+    """Parameters of a mixture with one variance per component (scikit-learn's ``"spherical"``).
+
+    ``Sigma_k = (scale_k^2 + reg_covar) I``.
+
+    Attributes:
+      logits: ``[K]`` unnormalised log-weights.
+      means: ``[K, d]``.
+      scale: ``[K]`` standard deviations above the floor (the sign is ignored).
+      reg_covar: ``[]`` covariance floor.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(2), jnp.zeros((2, 3)), jnp.array([1.0, 4.0]),
+      ...                          covariance_type="spherical")
+      >>> params.covariances.round(4).tolist()
+      [1.0, 4.0]
+    """
+
+    logits: jax.Array
+    means: jax.Array
+    scale: jax.Array
+    reg_covar: jax.Array
+
+    @property
+    def covariance_type(self) -> str:
+        """``"spherical"`` (not a leaf)."""
+        return "spherical"
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[-2]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def weights(self) -> jax.Array:
+        """``[K]`` mixture weights."""
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def log_weights(self) -> jax.Array:
+        """``[K]`` log mixture weights (normalised)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    @property
+    def covariances(self) -> jax.Array:
+        """``[K]`` variances (scikit-learn's ``covariances_`` for ``"spherical"``)."""
+        return to_moments(self)[2]
+
+
+class TiedGMMParams(NamedTuple):
+    """Parameters of a mixture whose components share one covariance (scikit-learn's ``"tied"``).
+
+    ``Sigma = L L^T + reg_covar I`` for every component.
+
+    Attributes:
+      logits: ``[K]`` unnormalised log-weights.
+      means: ``[K, d]``.
+      scale_tril: ``[d, d]`` lower-triangular factor (entries above the diagonal are ignored).
+      reg_covar: ``[]`` covariance floor.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(2), jnp.zeros((2, 2)), 2.0 * jnp.eye(2),
+      ...                          covariance_type="tied")
+      >>> params.covariances.shape, params.scale_tril.shape
+      ((2, 2), (2, 2))
+    """
+
+    logits: jax.Array
+    means: jax.Array
+    scale_tril: jax.Array
+    reg_covar: jax.Array
+
+    @property
+    def covariance_type(self) -> str:
+        """``"tied"`` (not a leaf)."""
+        return "tied"
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[-2]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def weights(self) -> jax.Array:
+        """``[K]`` mixture weights."""
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def log_weights(self) -> jax.Array:
+        """``[K]`` log mixture weights (normalised)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    @property
+    def covariances(self) -> jax.Array:
+        """``[d, d]`` shared covariance (scikit-learn's ``covariances_`` for ``"tied"``)."""
+        return to_moments(self)[2]
+
+
+AnyGMMParams = GMMParams | DiagGMMParams | SphericalGMMParams | TiedGMMParams
+"""Any of the four parameter pytrees."""
+
+PARAMS_TYPES: dict[str, Any] = {
+    "full": GMMParams,
+    "diag": DiagGMMParams,
+    "spherical": SphericalGMMParams,
+    "tied": TiedGMMParams,
+}
+"""The parameter pytree of each covariance type."""
+
+_PARAMS_CLASSES = tuple(PARAMS_TYPES.values())
+_TYPE_OF = {cls: name for name, cls in PARAMS_TYPES.items()}
+
+
+def params_class(covariance_type: str) -> Any:
+    """The parameter pytree class of a covariance type (one of :data:`COVARIANCE_TYPES`)."""
+    return PARAMS_TYPES[check_covariance_type(covariance_type)]
+
+
+def covariance_type_of(params: Any) -> str:
+    """The covariance type of a parameter pytree (``"full"`` for :class:`GMMParams`)."""
+    return _TYPE_OF[type(params)]
+
+
+def _scale(params: Any) -> jax.Array:
+    """The scale leaf (``scale_tril``, ``scale_diag`` or ``scale``)."""
+    return params[2]
+
+
+def _with(params: Any, logits: Any, means: Any, scale: Any, reg_covar: Any) -> Any:
+    return type(params)(logits, means, scale, reg_covar)
 
 
 def from_moments(
@@ -143,24 +343,31 @@ def from_moments(
     means: jax.typing.ArrayLike,
     covariances: jax.typing.ArrayLike,
     reg_covar: float = 1e-6,
-) -> GMMParams:
-    """Build :class:`GMMParams` from weights, means and covariances.
+    *,
+    covariance_type: str = "full",
+) -> Any:
+    """Build parameters from weights, means and covariances.
 
     Args:
       weights: ``[K]`` non-negative weights, not all zero (renormalised to sum to 1).
       means: ``[K, d]``.
-      covariances: ``[K, d, d]`` symmetric matrices (to within ``sqrt(eps)`` of
-        their largest entry) whose smallest eigenvalue is at least
-        ``reg_covar``; smaller eigenvalues are raised to the floor.
+      covariances: in scikit-learn's shape for ``covariance_type``: ``[K, d, d]``
+        symmetric matrices (to within ``sqrt(eps)`` of their largest entry)
+        for ``"full"``, one ``[d, d]`` matrix for ``"tied"``, ``[K, d]``
+        variances for ``"diag"``, ``[K]`` for ``"spherical"``. Eigenvalues
+        (variances) below ``reg_covar`` are raised to the floor.
       reg_covar: the covariance floor the parameters keep, >= 0.
+      covariance_type: ``"full"`` (:class:`GMMParams`), ``"diag"``
+        (:class:`DiagGMMParams`), ``"spherical"`` (:class:`SphericalGMMParams`)
+        or ``"tied"`` (:class:`TiedGMMParams`).
 
     Raises ValueError/TypeError naming the argument for wrong shapes, non-real
     dtypes and (on concrete inputs) NaN/inf, negative or all-zero weights and
     non-symmetric covariances. Half-precision inputs are computed in float32.
 
     Returns:
-      ``GMMParams`` with ``to_moments(from_moments(w, m, C)) == (w, m, C)`` to
-      float tolerance.
+      The type's parameters, with ``to_moments(from_moments(w, m, C)) == (w, m, C)``
+      to float tolerance.
 
     Examples:
       >>> import jax.numpy as jnp, swgmm_jax as sw
@@ -170,6 +377,7 @@ def from_moments(
       >>> w2.round(6).tolist(), bool(jnp.allclose(m2, m)), bool(jnp.allclose(c2, c, atol=1e-5))
       ([0.25, 0.75], True, True)
     """
+    covariance_type = check_covariance_type(covariance_type)
     w: Any = as_real_array(weights, "weights")
     m: Any = as_real_array(means, "means")
     c: Any = as_real_array(covariances, "covariances")
@@ -178,8 +386,12 @@ def from_moments(
     k, d = m.shape
     if w.shape != (k,):
         raise ValueError(f"weights must have shape [{k}], got {w.shape}")
-    if c.shape != (k, d, d):
-        raise ValueError(f"covariances must have shape [{k}, {d}, {d}], got {c.shape}")
+    want = cv.covariance_shape(covariance_type, k, d)
+    if c.shape != want:
+        raise ValueError(
+            f"covariances must have shape {list(want)} for covariance_type={covariance_type!r}, "
+            f"got {list(c.shape)}"
+        )
     check_real(reg_covar, "reg_covar", low=0.0)
     for value, name in ((w, "weights"), (m, "means"), (c, "covariances")):
         check_finite(value, name)
@@ -188,35 +400,53 @@ def from_moments(
             raise ValueError(f"weights must be >= 0, got {w.tolist()}")
         if not np.any(w > 0):
             raise ValueError("weights must not all be zero")
-    if isinstance(c, np.ndarray):
+    if isinstance(c, np.ndarray) and covariance_type in ("diag", "spherical") and np.any(c < 0):
+        raise ValueError("covariances must be >= 0 (variances)")
+    if isinstance(c, np.ndarray) and covariance_type in ("full", "tied"):
         c64 = c.astype(np.float64)
         asym = np.max(np.abs(c64 - np.swapaxes(c64, -1, -2)), axis=(-2, -1))
         tol = np.sqrt(np.finfo(c.dtype).eps) * np.max(np.abs(c64), axis=(-2, -1))
         if np.any(asym > tol):
-            bad = int(np.argmax(asym > tol))
-            raise ValueError(f"covariances must be symmetric: covariances[{bad}] differs from its transpose")
+            bad = np.unravel_index(int(np.argmax(asym > tol)), asym.shape) if asym.ndim else ()
+            where = f"covariances[{bad[0]}]" if len(bad) else "covariances"
+            raise ValueError(f"covariances must be symmetric: {where} differs from its transpose")
     m = jnp.asarray(m)
     dtype = jnp.result_type(m, float)
     return moments_to_params(
-        jnp.asarray(w, dtype), m.astype(dtype), jnp.asarray(c, dtype), jnp.asarray(reg_covar, dtype)
+        jnp.asarray(w, dtype),
+        m.astype(dtype),
+        jnp.asarray(c, dtype),
+        jnp.asarray(reg_covar, dtype),
+        covariance_type=covariance_type,
     )
 
 
-@jax.jit
-def moments_to_params(weights, means, covariances, reg_covar) -> GMMParams:
+@functools.partial(jax.jit, static_argnames="covariance_type")
+def moments_to_params(weights, means, covariances, reg_covar, covariance_type: str = "full") -> Any:
     """:func:`from_moments` without argument checks (jitted; for use inside the package)."""
-    d = means.shape[-1]
     # Tiny floor keeps log finite for a zero weight; softmax undoes the log.
     logits = jnp.log(jnp.maximum(weights, jnp.finfo(weights.dtype).tiny))
     logits = logits - jnp.max(logits)
-    sym = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
-    shifted = sym - reg_covar * jnp.eye(d, dtype=sym.dtype)[None]
-    scale_tril = jax.vmap(_psd_factor)(shifted)
-    return GMMParams(logits, means, scale_tril, reg_covar)
+    scale = cv.scale_from_covariance(covariances, reg_covar, covariance_type)
+    return PARAMS_TYPES[covariance_type](logits, means, scale, reg_covar)
 
 
-def to_moments(params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Return ``(weights[K], means[K, d], covariances[K, d, d])``.
+def full_covariances(params: Any) -> jax.Array:
+    """``[..., K, d, d]`` covariance matrices of any covariance type (e.g. for plotting).
+
+    Forms ``d x d`` matrices: for the diagonal and spherical types in high
+    dimensions prefer :func:`to_moments`, which returns their variances.
+    """
+    ct = covariance_type_of(params)
+    k, d = params.means.shape[-2:]
+    return cv.full_covariances(to_moments(params)[2], ct, k, d)
+
+
+def to_moments(params: AnyGMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Return ``(weights[K], means[K, d], covariances)``, the covariances in scikit-learn's shape.
+
+    ``[K, d, d]`` for :class:`GMMParams`, ``[d, d]`` for ``"tied"``, ``[K, d]``
+    for ``"diag"`` and ``[K]`` for ``"spherical"`` (``s^2 + reg_covar``).
 
     The covariances are ``L_k L_k^T + (reg_covar + r_k) I`` (leading batch axes
     are kept), where ``r_k = (d + 1) eps (|L_k|_F^2 + reg_covar)`` bounds the
@@ -239,13 +469,7 @@ def to_moments(params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
       >>> w.tolist(), c.round(4).tolist()  # L L^T + 0.5 I, to float32 rounding
       ([0.5, 0.5], [[[4.5, 0.0], [0.0, 4.5]], [[1.5, 1.0], [1.0, 2.5]]])
     """
-    tril = _tril(params.scale_tril)
-    d = params.means.shape[-1]
-    reg = jnp.asarray(params.reg_covar)[..., None, None, None]
-    eye = jnp.eye(d, dtype=tril.dtype).reshape((1,) * (reg.ndim - 2) + (d, d))
-    # The rounding bound of forming L L^T + reg I in this dtype (see the module docstring).
-    rounding = (d + 1) * jnp.finfo(tril.dtype).eps * (jnp.sum(tril * tril, axis=(-2, -1)) + reg[..., 0, 0])
-    cov = tril @ jnp.swapaxes(tril, -1, -2) + (reg + rounding[..., None, None]) * eye
+    cov = cv.covariance_from_scale(_scale(params), params.reg_covar, covariance_type_of(params))
     return params.weights, params.means, cov
 
 
@@ -256,28 +480,31 @@ in the floor (e.g. a component on a few duplicated points), where the
 likelihood is unbounded as the floor goes to 0."""
 
 
-def collapsed_components(params: GMMParams) -> jax.Array:
+def collapsed_components(params: AnyGMMParams) -> jax.Array:
     """``[..., K]`` whether each component is collapsed (see :data:`COLLAPSE_FACTOR`).
 
     Tested on the factor: the smallest eigenvalue of ``L L^T`` is the square
-    of ``L``'s smallest singular value, free of the rounding of forming the
-    matrix.
+    of ``L``'s smallest singular value (the smallest ``s^2`` for the diagonal
+    types), free of the rounding of forming the matrix. A tied covariance
+    collapses for all components at once.
     """
-    sigma = jnp.linalg.svd(_tril(params.scale_tril), compute_uv=False)
+    k = params.means.shape[-2]
+    smallest = cv.smallest_scale_eigenvalue(_scale(params), covariance_type_of(params), k)
     floor = jnp.asarray(params.reg_covar)[..., None]
-    return sigma[..., -1] ** 2 < (COLLAPSE_FACTOR - 1.0) * floor
+    return smallest < (COLLAPSE_FACTOR - 1.0) * floor
 
 
-def rescale_params(params: GMMParams, centre: Any, scale: Any) -> GMMParams:
-    """Parameters of ``scale * X + centre`` for ``X`` distributed as ``params``.
+def rescale_params(params: Any, centre: Any, scale: Any) -> Any:
+    """Parameters of ``scale * X + centre`` for ``X`` distributed as ``params`` (any covariance type).
 
     ``scale`` is a scalar (an isotropic scale keeps the parametrisation exact:
-    the factors scale by ``scale``, the floor by ``scale**2``).
+    the scale leaf scales by ``scale``, the floor by ``scale**2``).
     """
-    return GMMParams(
+    return _with(
+        params,
         params.logits,
         jnp.expand_dims(centre, -2) + scale * params.means,
-        scale * params.scale_tril,
+        scale * _scale(params),
         scale * scale * params.reg_covar,
     )
 
@@ -301,30 +528,13 @@ def component_log_prob(params: GMMParams, x: jax.Array) -> jax.Array:
       ((1, 2), -2.531)
     """
     _, means, cov = to_moments(params)
-    return log_prob_from_moments(x, params.log_weights, means, cov)
+    return cv.log_prob(x, params.log_weights, means, cov, covariance_type_of(params))
 
 
-def log_prob_from_moments(x, log_weights, means, covariances) -> jax.Array:
-    """``[n, K]`` joint log-densities from moments (shared with the EM E-step).
-
-    Through an eigendecomposition rather than a Cholesky factor: a covariance
-    whose condition number exceeds ``1/eps`` (a component collapsed on a few
-    points, in float32) can be indefinite after rounding, where a Cholesky
-    factor is NaN. Eigenvalues are floored at ``10 eps`` times the largest, which
-    changes nothing for any covariance that is numerically positive definite.
-    """
-    d = means.shape[-1]
-    lam, vec = jnp.linalg.eigh(0.5 * (covariances + jnp.swapaxes(covariances, -1, -2)))
-    eps = jnp.finfo(lam.dtype).eps
-    lam = jnp.maximum(lam, 10 * eps * jnp.max(jnp.abs(lam), axis=-1, keepdims=True))
-    lam = jnp.maximum(lam, jnp.finfo(lam.dtype).tiny)
-
-    def one(mu, v, l):
-        proj = (x - mu[None, :]) @ v  # [n, d]
-        maha = jnp.sum(proj * proj / l[None, :], axis=1)
-        return -0.5 * (maha + jnp.sum(jnp.log(l)) + d * jnp.log(2.0 * jnp.pi))
-
-    return jax.vmap(one, out_axes=1)(means, vec, lam) + log_weights[None, :]
+def log_prob_from_moments(x, log_weights, means, covariances, covariance_type: str = "full") -> jax.Array:
+    """``[n, K]`` joint log-densities from moments (shared with the EM E-step; see
+    :func:`swgmm_jax._covariances.log_prob`)."""
+    return cv.log_prob(x, log_weights, means, covariances, covariance_type)
 
 
 def check_params(
@@ -335,22 +545,21 @@ def check_params(
     dim: int | None = None,
     batch_dims: tuple[int, ...] = (),
     values: bool = True,
-) -> GMMParams:
+) -> Any:
     """Return ``params`` checked and as arrays of one float dtype, or raise a ValueError/TypeError.
 
-    ``params`` must be :class:`GMMParams` with ``means[*batch_dims, K, d]``,
-    ``logits[*batch_dims, K]``, ``scale_tril[*batch_dims, K, d, d]`` and
+    ``params`` must be one of the parameter pytrees (:data:`PARAMS_TYPES`)
+    with ``means[*batch_dims, K, d]``, ``logits[*batch_dims, K]``, the scale
+    leaf in its type's shape after the batch axes (``scale_tril[K, d, d]``,
+    ``scale_diag[K, d]``, ``scale[K]`` or tied ``scale_tril[d, d]``) and
     ``reg_covar[*batch_dims]`` (``K`` and ``d`` checked against ``n_components``
     and ``dim`` when given), real-valued leaves (half precision computed in
     float32); on concrete leaves, finite values (the lower triangle of
     ``scale_tril``) and ``reg_covar >= 0`` (unless ``values=False``). Errors
     name ``name.field``.
     """
-    if not isinstance(params, GMMParams):
-        raise TypeError(
-            f"{name} must be GMMParams (e.g. from swgmm_jax.from_moments), got {type(params).__name__}"
-        )
-    leaves = {field: as_real_array(getattr(params, field), f"{name}.{field}") for field in GMMParams._fields}
+    cls = _check_params_class(params, name)
+    leaves = {field: as_real_array(getattr(params, field), f"{name}.{field}") for field in cls._fields}
     shape = tuple(leaves["means"].shape)
     b = tuple(batch_dims)
     if len(shape) != len(b) + 2 or shape[: len(b)] != b:
@@ -363,7 +572,12 @@ def check_params(
     if shape != want:
         raise ValueError(f"{name}.means must have shape {list(want)}, got {list(shape)}")
     k, d = shape[-2:]
-    shapes = {"logits": (*b, k), "scale_tril": (*b, k, d, d), "reg_covar": b}
+    scale_field = cls._fields[2]
+    shapes = {
+        "logits": (*b, k),
+        scale_field: (*b, *cv.scale_shape(_TYPE_OF[cls], k, d)),
+        "reg_covar": b,
+    }
     for field, expected in shapes.items():
         if tuple(leaves[field].shape) != expected:
             raise ValueError(
@@ -382,7 +596,16 @@ def check_params(
             raise ValueError(f"{name}.reg_covar must be >= 0, got {reg.tolist()}")
 
     dtype = jnp.asarray(leaves["means"]).dtype  # canonical: float32 unless x64 is on
-    return GMMParams(**{field: jnp.asarray(v, dtype) for field, v in leaves.items()})
+    return cls(**{field: jnp.asarray(v, dtype) for field, v in leaves.items()})
+
+
+def _check_params_class(params: Any, name: str) -> Any:
+    if not isinstance(params, _PARAMS_CLASSES):
+        raise TypeError(
+            f"{name} must be GMMParams, DiagGMMParams, SphericalGMMParams or TiedGMMParams "
+            f"(e.g. from swgmm_jax.from_moments), got {type(params).__name__}"
+        )
+    return type(params)
 
 
 # Jitted once per shape: called eagerly, the density functions ran op by op (an
@@ -411,10 +634,7 @@ def batch_shape(params: Any, name: str = "params") -> tuple[int, ...]:
     Read from ``means[*batch, K, d]``; the other leaves are checked against it
     by :func:`check_params`.
     """
-    if not isinstance(params, GMMParams):
-        raise TypeError(
-            f"{name} must be GMMParams (e.g. from swgmm_jax.from_moments), got {type(params).__name__}"
-        )
+    _check_params_class(params, name)
     shape = tuple(jnp.shape(params.means))
     if len(shape) < 2:
         raise ValueError(f"{name}.means must have shape [..., K, d] (rank >= 2), got {list(shape)}")
@@ -513,11 +733,13 @@ def score_samples(params: GMMParams, x: jax.typing.ArrayLike) -> jax.Array:
 
 
 def n_parameters(params: GMMParams) -> int:
-    """Number of free parameters of the mixture (full covariances), as scikit-learn counts them.
+    """Number of free parameters of the mixture, as scikit-learn counts them.
 
-    ``K d (d + 1) / 2`` covariance entries, ``K d`` mean entries and ``K - 1``
-    weights; the floor ``reg_covar`` is not fitted, so not counted. For batched
-    parameters, the count of one set (all share ``K`` and ``d``).
+    The covariances' entries (``K d (d + 1) / 2`` for ``"full"``, ``d (d + 1) / 2``
+    for ``"tied"``, ``K d`` for ``"diag"``, ``K`` for ``"spherical"``), ``K d``
+    mean entries and ``K - 1`` weights; the floor ``reg_covar`` is not fitted,
+    so not counted. For batched parameters, the count of one set (all share
+    ``K`` and ``d``).
 
     Args:
       params: the GMM, possibly batched.
@@ -532,16 +754,18 @@ def n_parameters(params: GMMParams) -> int:
       17
     """
     params = check_params(params, batch_dims=batch_shape(params), values=False)
-    return _free_parameters(*params.means.shape[-2:])
+    k, d = params.means.shape[-2:]
+    return _free_parameters(k, d, covariance_type_of(params))
 
 
-def _free_parameters(k: int, d: int) -> int:
-    return int(k * d * (d + 1) // 2 + k * d + k - 1)
+def _free_parameters(k: int, d: int, covariance_type: str = "full") -> int:
+    return int(cv.n_covariance_parameters(covariance_type, k, d) + k * d + k - 1)
 
 
 def _criterion(params: Any, x: Any, penalty_per_parameter: Callable[[int], float]) -> jax.Array:
     params, x, batch = _check_inputs(params, x)
-    penalty = _free_parameters(*params.means.shape[-2:]) * penalty_per_parameter(x.shape[0])
+    k, d = params.means.shape[-2:]
+    penalty = _free_parameters(k, d, covariance_type_of(params)) * penalty_per_parameter(x.shape[0])
     total = jnp.sum(_map_batch(point_log_likelihood, batch, params, x), axis=-1)
     return -2.0 * total + jnp.asarray(penalty, total.dtype)
 
@@ -643,9 +867,8 @@ def _draw(key: jax.Array, params: GMMParams, n: int) -> jax.Array:
     k_comp, k_noise = jax.random.split(key)
     comp = jax.random.categorical(k_comp, params.logits, shape=(n,))
     _, means, cov = to_moments(params)
-    chol = jnp.linalg.cholesky(cov)
     eps = jax.random.normal(k_noise, (n, means.shape[-1]), means.dtype)
-    return means[comp] + jnp.einsum("nij,nj->ni", chol[comp], eps)
+    return means[comp] + cv.draw_noise(cov, comp, eps, covariance_type_of(params))
 
 
 _draw_jit = jax.jit(_draw, static_argnames="n")

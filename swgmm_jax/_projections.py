@@ -10,7 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax._params import GMMParams
+from swgmm_jax._covariances import slice_variances
+from swgmm_jax._params import AnyGMMParams
 
 __all__ = ["random_directions", "project_data", "project_gmm"]
 
@@ -65,14 +66,14 @@ def project_data(theta: jax.Array, x: jax.Array) -> jax.Array:
     return theta @ x.T
 
 
-def project_gmm(theta: jax.Array, params: GMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+def project_gmm(theta: jax.Array, params: AnyGMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Slice a GMM along each direction.
 
     Component ``k`` of slice ``l`` is ``N(theta_l . mu_k, theta_l^T Sigma_k theta_l)``.
 
     Args:
       theta: ``[L, d]`` unit directions.
-      params: the GMM.
+      params: the GMM (any covariance type).
 
     Returns:
       ``(log_weights[K], means[L, K], scales[L, K])``: each slice ``l`` is the
@@ -89,8 +90,7 @@ def project_gmm(theta: jax.Array, params: GMMParams) -> tuple[jax.Array, jax.Arr
       ([1.0], [[1.0], [2.0]], [[2.0], [3.0]])
     """
     means = theta @ params.means.T
-    # theta^T Sigma theta = |L^T theta|^2 + reg |theta|^2, without forming Sigma.
-    lt_theta = jnp.einsum("ld,kde->lke", theta, jnp.tril(params.scale_tril))
-    var = jnp.sum(lt_theta * lt_theta, axis=-1)
-    var = var + params.reg_covar * jnp.sum(theta * theta, axis=-1, keepdims=True)
+    # theta^T Sigma theta without forming Sigma: |L^T theta|^2 + reg |theta|^2 for full and tied
+    # covariances, (theta^2) . s^2 + reg |theta|^2 for diagonal ones (no d x d work).
+    var = slice_variances(theta, params[2], params.reg_covar, params.covariance_type, params.means.shape[-2])
     return params.log_weights, means, jnp.sqrt(var)

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax._init import data_covariance
-from swgmm_jax._params import GMMParams, component_log_prob, moments_to_params, to_moments
+from swgmm_jax._init import data_covariance, data_variances
+from swgmm_jax._params import GMMParams, component_log_prob, covariance_type_of, moments_to_params, to_moments
 
 __all__ = ["merge_relocate", "accept_if_better"]
 
@@ -113,9 +113,11 @@ def merge_relocate(
         weighted, and the re-seeding point is drawn in proportion to the weights.
 
     Returns:
-      ``GMMParams`` with the same shapes and ``reg_covar``: component ``i`` of
-      the drawn pair ``(i, j)`` is the moment-matched merge of ``i`` and ``j``;
-      component ``j`` is centred at a data point drawn uniformly.
+      Parameters of the same type, shapes and ``reg_covar``: component ``i`` of
+      the drawn pair ``(i, j)`` is the moment-matched merge of ``i`` and ``j``
+      (within the covariance type: the merged covariance's diagonal, or its
+      mean over dimensions; a tied covariance stays as it is); component ``j``
+      is centred at a data point drawn uniformly.
 
     Examples:
       >>> import jax, jax.numpy as jnp, swgmm_jax as sw
@@ -139,9 +141,7 @@ def merge_relocate(
     tot = wi + wj
     mu = (wi * m[i] + wj * m[j]) / tot
     di, dj = m[i] - mu, m[j] - mu
-    cov = (wi * (c[i] + jnp.outer(di, di)) + wj * (c[j] + jnp.outer(dj, dj))) / tot
-
-    data_cov = data_covariance(x, sample_weight)
+    ct = covariance_type_of(params)
     if sample_weight is None:
         point = x[jax.random.randint(k_point, (), 0, x.shape[0])]
     else:
@@ -152,6 +152,17 @@ def merge_relocate(
         seed_w = jnp.minimum(0.5 / k, 0.5 * tot)
         new_w = w.at[i].set(tot - seed_w).at[j].set(seed_w)
     new_m = m.at[i].set(mu).at[j].set(point)
-    eye = jnp.eye(d, dtype=c.dtype)
-    new_c = c.at[i].set(cov).at[j].set(cov_scale * data_cov + params.reg_covar * eye)
-    return moments_to_params(new_w, new_m, new_c, params.reg_covar)
+    if ct == "tied":  # the shared covariance stays
+        return moments_to_params(new_w, new_m, c, params.reg_covar, ct)
+    if ct == "full":
+        cov = (wi * (c[i] + jnp.outer(di, di)) + wj * (c[j] + jnp.outer(dj, dj))) / tot
+        seed = cov_scale * data_covariance(x, sample_weight) + params.reg_covar * jnp.eye(d, dtype=c.dtype)
+    else:
+        si, sj = di * di, dj * dj
+        seed = cov_scale * data_variances(x, sample_weight)
+        if ct == "spherical":
+            si, sj, seed = jnp.mean(si), jnp.mean(sj), jnp.mean(seed)
+        cov = (wi * (c[i] + si) + wj * (c[j] + sj)) / tot
+        seed = seed + params.reg_covar
+    new_c = c.at[i].set(cov).at[j].set(seed)
+    return moments_to_params(new_w, new_m, new_c, params.reg_covar, ct)

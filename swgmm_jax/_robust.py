@@ -25,6 +25,7 @@ few picked by SW distance first.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, NamedTuple
 
@@ -84,6 +85,30 @@ class RobustResult(NamedTuple):
     em_result: EMResult
 
 
+def pair_configs(config: Any, em_config: Any, fit_default: FitConfig, em_default: EMConfig):
+    """The SW and EM configs of a two-phase fit, checked, with one covariance type.
+
+    A config not given is the default with the other's ``covariance_type``;
+    two given with different types raise a ValueError.
+    """
+    if config is not None:
+        config = check_config(config, FitConfig)
+    if em_config is not None:
+        em_config = check_config(em_config, EMConfig)
+    if config is None and em_config is None:
+        return fit_default, em_default
+    if config is None:
+        return fit_default.replace(covariance_type=em_config.covariance_type), em_config
+    if em_config is None:
+        return config, dataclasses.replace(em_default, covariance_type=config.covariance_type)
+    if config.covariance_type != em_config.covariance_type:
+        raise ValueError(
+            f"config has covariance_type={config.covariance_type!r} but em_config has "
+            f"{em_config.covariance_type!r}: both phases fit the same model"
+        )
+    return config, em_config
+
+
 def fit_robust(
     key: jax.Array,
     x: jax.typing.ArrayLike,
@@ -111,7 +136,9 @@ def fit_robust(
         ``FitConfig(n_steps=200)`` (``ROBUST_FIT_CONFIG``).
       em_config: :class:`EMConfig` of the EM phase; defaults to
         ``EMConfig(max_iter=1000, tol=1e-6, relocations=5)``: to convergence,
-        then 5 likelihood-accepted merge-and-relocate rounds.
+        then 5 likelihood-accepted merge-and-relocate rounds. Both phases fit
+        one covariance type: a config not given takes the other's
+        ``covariance_type``; two given must agree.
       n_restarts: number of SW restarts ``R``. Each starts from the best of
         10 k-means runs (the default ``FitConfig`` init): on the quality
         suite's quick problems 4 restarts found scikit-learn's ``n_init=10``
@@ -137,8 +164,7 @@ def fit_robust(
       >>> bool(res.log_likelihoods[res.restart_index] == res.log_likelihoods.max())
       True
     """
-    config = ROBUST_FIT_CONFIG if config is None else check_config(config, FitConfig)
-    em_config = ROBUST_EM_CONFIG if em_config is None else check_config(em_config, EMConfig)
+    config, em_config = pair_configs(config, em_config, ROBUST_FIT_CONFIG, ROBUST_EM_CONFIG)
     r = check_positive_int(n_restarts, "n_restarts")
     check_progress(progress, key, x)
     t0 = time.perf_counter()

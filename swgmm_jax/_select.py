@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swgmm_jax._params import GMMParams, check_params, log_likelihood
+from swgmm_jax._params import PARAMS_TYPES, check_params, log_likelihood
 from swgmm_jax._sliced import check_loss_args, sliced_loss
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_choice, check_data, check_dim, check_key, check_sample_weight
@@ -133,8 +133,8 @@ def select_best(
         )
     check_choice(criterion, "criterion", CRITERIA)
     x = check_data(x, "x")
-    params = getattr(result, "params", None)
-    if not isinstance(params, GMMParams) or params.means.ndim != 3:
+    params: Any = getattr(result, "params", None)
+    if type(params) not in PARAMS_TYPES.values() or params.means.ndim != 3:
         raise TypeError("result must be a batched result of a *_restarts call (params with a restart axis)")
     n_restarts = params.means.shape[0]
     # Shapes and dtypes only: a diverged restart's NaN parameters are expected here, and skipped below.

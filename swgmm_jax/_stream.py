@@ -37,7 +37,7 @@ import numpy as np
 from swgmm_jax._config import FitConfig, check_config
 from swgmm_jax._fit import FitResult, FitState, make_fit_step
 from swgmm_jax._mesh import check_mesh_sort, resolve_mesh
-from swgmm_jax._params import GMMParams, check_params
+from swgmm_jax._params import GMMParams, check_params, covariance_type_of
 from swgmm_jax._validation import (
     as_real_array,
     check_key,
@@ -274,6 +274,11 @@ def fit_stream(
                 raise ValueError(f"batches have {xb.shape[1]} points, config.batch_size={batch_size}")
             if init is not None:
                 init = check_params(init, "init", n_components=k, dim=xb.shape[2])
+                if covariance_type_of(init) != config.covariance_type:
+                    raise ValueError(
+                        f"init has covariance_type={covariance_type_of(init)!r} but the config "
+                        f"{config.covariance_type!r}: set the config's covariance_type to match"
+                    )
                 init = jax.tree.map(lambda a, dtype=xb.dtype: jnp.asarray(a, dtype), init)
             x0 = xb[0]  # the first batch, whatever chunk_steps is
             check_finite_batches(0, [np.isfinite(x0).all()])  # before it sets the scale
