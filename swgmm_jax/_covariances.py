@@ -282,8 +282,8 @@ def full_covariances(cov: jax.Array, covariance_type: str, k: int, d: int) -> ja
         return jnp.broadcast_to(cov[..., None, :, :], (*cov.shape[:-2], k, d, d))
     eye = jnp.eye(d, dtype=cov.dtype)
     if covariance_type == "spherical":
-        return cov[..., None, None] * eye
-    return cov[..., :, None] * eye
+        return cov[..., None, None] * eye.reshape((1,) * cov.ndim + (d, d))
+    return cov[..., :, None] * eye.reshape((1,) * (cov.ndim - 1) + (d, d))
 
 
 def n_covariance_parameters(covariance_type: str, k: int, d: int) -> int:
