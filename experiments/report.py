@@ -334,6 +334,45 @@ def robust_calls(d) -> list[str]:
     return lines + [""]
 
 
+def covtypes(d) -> list[str]:
+    st, run = d["settings"], d["run"]
+    types = list(d["steps"])
+    dims = [p["d"] for p in d["steps"][types[0]]]
+    lines = [
+        f"### Covariance types (`experiments/benchmark_covtypes.py`, device: {_device(run)})",
+        "",
+        f"One jitted step of the SW fit (`make_fit_step`, default `FitConfig` but the type: loss, "
+        f"gradient, RMSProp update) at N={st['step_n']}, K={st['step_k']}, "
+        f"L={d['steps'][types[0]][0]['L']}; median of the repeats, in ms. Slope: log-log slope of step "
+        "time against d over the two largest d (over the whole grid in brackets).",
+        "",
+        "| type | " + " | ".join(f"d={v}" for v in dims) + " | slope in d |",
+        "|---" * (len(dims) + 2) + "|",
+    ]
+    for ct in types:
+        cells = " | ".join(f"{p['step_s'] * 1e3:.2f}" for p in d["steps"][ct])
+        sl = d["slopes"][ct]
+        lines.append(f"| {ct} | {cells} | {sl['last_two']:.2f} ({sl['all']:.2f}) |")
+    if d.get("quality"):
+        lines += [
+            "",
+            "Diagonal data (axis-aligned covariances, standard deviations spread over a factor 10), fitted "
+            'with `"diag"` and with `"full"`: held-out mean log-likelihood, its gap to the truth\'s '
+            "(nats per point, lower is better), share of fits whose means all match the truth, median "
+            "wall time per fit.",
+            "",
+            "| d | K | n | method | held-out ll | gap to truth | all means found | time per fit |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for q in d["quality"]:
+            for name, m in q["methods"].items():
+                lines.append(
+                    f"| {q['d']} | {q['K']} | {q['n']} | {name} | {m['test_ll_mean']:.3f} "
+                    f"| {_gap(m['gap_to_truth'])} | {_pct(m['recovered'])} | {m['median_wall_s']:.1f} s |"
+                )
+    return lines + [""]
+
+
 def _gap(g) -> str:
     """An NLL gap in nats per point: three decimals near the optimum, fewer when far off."""
     return f"{g:.3f}" if abs(g) < 10 else f"{g:.1f}"
@@ -522,6 +561,7 @@ SECTIONS = [
     ("quality_suite.json", quality_suite),
     ("robust_calls.json", robust_calls),
     ("benchmark.json", benchmark),
+    ("benchmark_covtypes.json", covtypes),
 ]
 
 

@@ -5,7 +5,8 @@ Mixture Models", CVPR 2018. The modules follow the method's pipeline, and each
 imports only modules above it:
 
 * ``_validation``: argument checks at the Python boundary;
-* ``_params``: GMM parameters as a pytree, densities, sampling;
+* ``_covariances``: the covariance types (full, diagonal, spherical, tied): per-type arithmetic;
+* ``_params``: GMM parameters as pytrees, densities, sampling;
 * ``_projections``: random directions, slices of data and of the GMM;
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
 * ``_mesh``: device meshes (projections and restarts split across devices);

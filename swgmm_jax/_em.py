@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from swgmm_jax import _covariances as cv
 from swgmm_jax._config import FREEZE_NAMES, EMConfig, check_config, check_freeze, hold_frozen
+from swgmm_jax._covariances import check_covariance_type, weighted_covariance
 from swgmm_jax._init import centre, check_fit_args, init_params, normalized_weights
 from swgmm_jax._params import (
     COLLAPSE_FACTOR,
@@ -113,7 +113,7 @@ def em_step(
       True
     """
     freeze = check_freeze(freeze)
-    covariance_type = cv.check_covariance_type(covariance_type)
+    covariance_type = check_covariance_type(covariance_type)
     weights, means, covs = moments
     log_prob = log_prob_from_moments(x, jnp.log(weights), means, covs, covariance_type)
     log_norm = logsumexp(log_prob, axis=1)
@@ -126,7 +126,7 @@ def em_step(
     if "covariances" in freeze:
         new_covs = covs
     else:  # one component at a time: memory O(n d), not O(K n d); PSD-clipped scatters
-        new_covs = cv.weighted_covariance(x, resp, nk, new_means, reg_covar, covariance_type)
+        new_covs = weighted_covariance(x, resp, nk, new_means, reg_covar, covariance_type)
     new_weights = weights if "weights" in freeze else nk / jnp.sum(nk)
     ll = jnp.mean(log_norm) if wn is None else jnp.mean(wn * log_norm)
     return (new_weights, new_means, new_covs), ll

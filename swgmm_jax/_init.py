@@ -9,8 +9,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax import _covariances as cv
 from swgmm_jax._config import INIT_METHODS, InitConfig
+from swgmm_jax._covariances import (
+    check_covariance_type,
+    covariance_shape,
+    reduce_full_covariance,
+    weighted_covariance,
+)
 from swgmm_jax._params import check_params, covariance_type_of, moments_to_params
 from swgmm_jax._validation import (
     check_choice,
@@ -156,11 +161,11 @@ def _random_from_data(key, x, n_components, cov_scale, reg_covar, w=None, covari
         var = data_variances(x, w)
         var = var if covariance_type == "diag" else jnp.mean(var, keepdims=True)
         covs = jnp.broadcast_to(
-            cov_scale * var + reg_covar, cv.covariance_shape(covariance_type, n_components, d)
+            cov_scale * var + reg_covar, covariance_shape(covariance_type, n_components, d)
         )
     else:
         cov = cov_scale * data_covariance(x, w) + reg_covar * jnp.eye(d, dtype=x.dtype)
-        covs = cv.reduce_full_covariance(cov, covariance_type, n_components)
+        covs = reduce_full_covariance(cov, covariance_type, n_components)
     weights = jnp.full((n_components,), 1.0 / n_components, x.dtype)
     return weights, means, covs
 
@@ -246,7 +251,7 @@ def _hard_moments(x, centres, reg_covar, w=None, covariance_type="full"):
         covs = jnp.einsum("kn,kni,knj->kij", resp.T, diff, diff) / safe[:, None, None]
         covs = covs + reg_covar * jnp.eye(d, dtype=x.dtype)[None]
     else:  # the M-step's estimate of the type (tied: pooled over the points' total weight)
-        covs = cv.weighted_covariance(x, resp, safe, means, reg_covar, covariance_type)
+        covs = weighted_covariance(x, resp, safe, means, reg_covar, covariance_type)
     weights = (nk + 1.0) / (n + k)  # no empty component gets weight 0
     return weights, means, covs
 
@@ -342,7 +347,7 @@ def initialize(
     check_real(cov_scale, "cov_scale", low=0.0, low_open=True)
     check_positive_int(n_init, "n_init")
     check_real(reg_covar, "reg_covar", low=0.0)
-    ct = cv.check_covariance_type(covariance_type)
+    ct = check_covariance_type(covariance_type)
     return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar, w, covariance_type=ct)
 
 

@@ -35,8 +35,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from swgmm_jax import _covariances as cv
-from swgmm_jax._covariances import COVARIANCE_TYPES, check_covariance_type
+from swgmm_jax._covariances import (
+    COVARIANCE_TYPES,
+    check_covariance_type,
+    covariance_from_scale,
+    covariance_shape,
+    draw_noise,
+    log_prob,
+    n_covariance_parameters,
+    scale_from_covariance,
+    scale_shape,
+    smallest_scale_eigenvalue,
+)
+from swgmm_jax._covariances import full_covariances as expand_covariances
 from swgmm_jax._validation import (
     as_real_array,
     check_data,
@@ -386,7 +397,7 @@ def from_moments(
     k, d = m.shape
     if w.shape != (k,):
         raise ValueError(f"weights must have shape [{k}], got {w.shape}")
-    want = cv.covariance_shape(covariance_type, k, d)
+    want = covariance_shape(covariance_type, k, d)
     if c.shape != want:
         raise ValueError(
             f"covariances must have shape {list(want)} for covariance_type={covariance_type!r}, "
@@ -427,7 +438,7 @@ def moments_to_params(weights, means, covariances, reg_covar, covariance_type: s
     # Tiny floor keeps log finite for a zero weight; softmax undoes the log.
     logits = jnp.log(jnp.maximum(weights, jnp.finfo(weights.dtype).tiny))
     logits = logits - jnp.max(logits)
-    scale = cv.scale_from_covariance(covariances, reg_covar, covariance_type)
+    scale = scale_from_covariance(covariances, reg_covar, covariance_type)
     return PARAMS_TYPES[covariance_type](logits, means, scale, reg_covar)
 
 
@@ -436,10 +447,17 @@ def full_covariances(params: Any) -> jax.Array:
 
     Forms ``d x d`` matrices: for the diagonal and spherical types in high
     dimensions prefer :func:`to_moments`, which returns their variances.
+
+    Examples:
+      >>> import jax.numpy as jnp, swgmm_jax as sw
+      >>> params = sw.from_moments(jnp.ones(2), jnp.zeros((2, 2)), jnp.array([[1.0, 4.0], [2.0, 2.0]]),
+      ...                          covariance_type="diag")
+      >>> sw.full_covariances(params).round(4).tolist()
+      [[[1.0, 0.0], [0.0, 4.0]], [[2.0, 0.0], [0.0, 2.0]]]
     """
     ct = covariance_type_of(params)
     k, d = params.means.shape[-2:]
-    return cv.full_covariances(to_moments(params)[2], ct, k, d)
+    return expand_covariances(to_moments(params)[2], ct, k, d)
 
 
 def to_moments(params: AnyGMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -469,7 +487,7 @@ def to_moments(params: AnyGMMParams) -> tuple[jax.Array, jax.Array, jax.Array]:
       >>> w.tolist(), c.round(4).tolist()  # L L^T + 0.5 I, to float32 rounding
       ([0.5, 0.5], [[[4.5, 0.0], [0.0, 4.5]], [[1.5, 1.0], [1.0, 2.5]]])
     """
-    cov = cv.covariance_from_scale(_scale(params), params.reg_covar, covariance_type_of(params))
+    cov = covariance_from_scale(_scale(params), params.reg_covar, covariance_type_of(params))
     return params.weights, params.means, cov
 
 
@@ -489,7 +507,7 @@ def collapsed_components(params: AnyGMMParams) -> jax.Array:
     collapses for all components at once.
     """
     k = params.means.shape[-2]
-    smallest = cv.smallest_scale_eigenvalue(_scale(params), covariance_type_of(params), k)
+    smallest = smallest_scale_eigenvalue(_scale(params), covariance_type_of(params), k)
     floor = jnp.asarray(params.reg_covar)[..., None]
     return smallest < (COLLAPSE_FACTOR - 1.0) * floor
 
@@ -528,13 +546,13 @@ def component_log_prob(params: GMMParams, x: jax.Array) -> jax.Array:
       ((1, 2), -2.531)
     """
     _, means, cov = to_moments(params)
-    return cv.log_prob(x, params.log_weights, means, cov, covariance_type_of(params))
+    return log_prob(x, params.log_weights, means, cov, covariance_type_of(params))
 
 
 def log_prob_from_moments(x, log_weights, means, covariances, covariance_type: str = "full") -> jax.Array:
     """``[n, K]`` joint log-densities from moments (shared with the EM E-step; see
     :func:`swgmm_jax._covariances.log_prob`)."""
-    return cv.log_prob(x, log_weights, means, covariances, covariance_type)
+    return log_prob(x, log_weights, means, covariances, covariance_type)
 
 
 def check_params(
@@ -575,7 +593,7 @@ def check_params(
     scale_field = cls._fields[2]
     shapes = {
         "logits": (*b, k),
-        scale_field: (*b, *cv.scale_shape(_TYPE_OF[cls], k, d)),
+        scale_field: (*b, *scale_shape(_TYPE_OF[cls], k, d)),
         "reg_covar": b,
     }
     for field, expected in shapes.items():
@@ -759,7 +777,7 @@ def n_parameters(params: GMMParams) -> int:
 
 
 def _free_parameters(k: int, d: int, covariance_type: str = "full") -> int:
-    return int(cv.n_covariance_parameters(covariance_type, k, d) + k * d + k - 1)
+    return int(n_covariance_parameters(covariance_type, k, d) + k * d + k - 1)
 
 
 def _criterion(params: Any, x: Any, penalty_per_parameter: Callable[[int], float]) -> jax.Array:
@@ -868,7 +886,7 @@ def _draw(key: jax.Array, params: GMMParams, n: int) -> jax.Array:
     comp = jax.random.categorical(k_comp, params.logits, shape=(n,))
     _, means, cov = to_moments(params)
     eps = jax.random.normal(k_noise, (n, means.shape[-1]), means.dtype)
-    return means[comp] + cv.draw_noise(cov, comp, eps, covariance_type_of(params))
+    return means[comp] + draw_noise(cov, comp, eps, covariance_type_of(params))
 
 
 _draw_jit = jax.jit(_draw, static_argnames="n")

@@ -211,7 +211,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CLIError('plot needs matplotlib: pip install "swgmm_jax[plot]"') from None
-    from swgmm_jax._params import from_moments, sample, to_moments
+    from swgmm_jax._params import from_moments, full_covariances, sample, to_moments
     from swgmm_jax.plotting import plot_gmm
 
     params = _load_params(args.model)
@@ -228,7 +228,8 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         # The first two principal axes of the data (of draws from the model when no data is given).
         basis_x = x if x is not None else np.asarray(sample(jax.random.key(0), params, 2000), np.float64)
         centre, axes = _principal_axes(basis_x)
-        w, m, c = (np.asarray(a, np.float64) for a in to_moments(params))
+        w, m = (np.asarray(a, np.float64) for a in to_moments(params)[:2])
+        c = np.asarray(full_covariances(params), np.float64)
         c2 = np.einsum("di,kde,ej->kij", axes, c, axes)  # the covariances seen in those axes
         params = from_moments(w, (m - centre) @ axes, c2, float(params.reg_covar))
         x = None if x is None else (x - centre) @ axes
@@ -315,7 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-restarts", type=_positive, default=1, help="restarts, vmapped; the best is kept")
     p.add_argument("--n-steps", type=_positive, default=None, help="SW steps (default: the package's)")
-    p.add_argument("--covariance-type", choices=("full",), default="full", help="only 'full' so far")
+    p.add_argument(
+        "--covariance-type",
+        choices=("full", "diag", "spherical", "tied"),
+        default="full",
+        help="scikit-learn's covariance types (default full)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", "-o", required=True, help="the model file to write (.npz)")
     p.set_defaults(run=_cmd_fit)

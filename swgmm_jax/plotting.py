@@ -71,7 +71,8 @@ def plot_gmm(
     """
     from matplotlib.patches import Ellipse
 
-    weights, means, covs = (np.asarray(a, dtype=float) for a in swgmm_jax.to_moments(params))
+    weights, means = (np.asarray(a, dtype=float) for a in swgmm_jax.to_moments(params)[:2])
+    covs = np.asarray(swgmm_jax.full_covariances(params), dtype=float)  # any covariance type
     if means.ndim != 2 or means.shape[1] != 2:
         raise ValueError(
             f"plot_gmm draws one 2-D mixture: params.means must have shape [K, 2], got {list(means.shape)} "

@@ -226,3 +226,20 @@ def test_covariance_type_errors_name_the_argument():
         sw.log_likelihood(diag._replace(scale_diag=jnp.ones((K, D + 1))), X32)
     with pytest.raises(ValueError, match="covariance_type must be one of"):
         sw.GaussianMixture(K, covariance_type="diagonal").fit(X32)
+
+
+def test_stream_robust_and_choosing_k_keep_the_type():
+    ct = "spherical"
+    cfg = sw.FitConfig(n_steps=20, covariance_type=ct, batch_size=200)
+    streamed = sw.fit_stream(jax.random.key(0), X32, K, cfg, chunk_steps=10)
+    assert type(streamed.params) is sw.SphericalGMMParams
+    robust = sw.fit_robust(
+        jax.random.key(0), X32, K, sw.FitConfig(n_steps=20, covariance_type=ct), n_restarts=2
+    )
+    assert type(robust.params) is sw.SphericalGMMParams  # the EM phase took the SW config's type
+    chosen = sw.select_n_components(
+        jax.random.key(0), X32, (2, 3), method="em", n_restarts=2, em_config=sw.EMConfig(covariance_type=ct)
+    )
+    assert chosen.best_n_components == 3 and type(chosen.best_params) is sw.SphericalGMMParams
+    gm = SkGaussianMixture(3, covariance_type=ct, n_init=5, random_state=0).fit(X)
+    np.testing.assert_allclose(chosen.bic[1], gm.bic(X), rtol=1e-3)

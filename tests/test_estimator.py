@@ -195,7 +195,7 @@ def test_pickle_round_trip_gives_identical_predictions(x, fitted_sw):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"covariance_type": "diag"}, ValueError, "covariance_type"),
+        ({"covariance_type": "diagonal"}, ValueError, "covariance_type"),
         ({"n_components": 0}, ValueError, "n_components"),
         ({"n_components": 2.5}, ValueError, "n_components"),
         ({"tol": -1.0}, ValueError, "tol"),

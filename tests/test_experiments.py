@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from experiments import _common, embedding_gmm, energy_landscape, report, ring_square_line
@@ -182,3 +183,18 @@ def test_robust_calls_smoke_and_report(tmp_path):
     assert result["datasets"][0]["best_nll"] == row["best_nll"]
     text = "\n".join(report.robust_calls(on_disk))
     assert "| 300 |" in text and "fit_robust within" in text
+
+
+def test_benchmark_covtypes_smoke_and_report(tmp_path):
+    """experiments.benchmark_covtypes end to end at its smoke scale, and its README section."""
+    from experiments import benchmark_covtypes, report
+
+    benchmark_covtypes.main(["--scale", "smoke", "--repeats", "2", "--out", str(tmp_path / "c.json")])
+    d = json.loads((tmp_path / "c.json").read_text())
+    assert set(d["steps"]) == {"full", "diag", "spherical", "tied"}
+    assert all(p["step_s"] > 0 for pts in d["steps"].values() for p in pts)
+    (q,) = d["quality"]
+    assert set(q["methods"]) == {"sw_diag", "sw_full", "em_diag", "em_full"}
+    assert all(np.isfinite(m["test_ll_mean"]) for m in q["methods"].values())
+    text = "\n".join(report.covtypes(d))
+    assert "| diag |" in text and "em_full" in text
