@@ -23,8 +23,8 @@ Two parts, one run:
    standard deviation of its true mean, half a standard deviation per
    coordinate) and the wall time per fit.
 
-    python -m experiments.benchmark_covtypes                 # CPU: d to 1,024; quality at d = 100
-    python -m experiments.benchmark_covtypes --scale full    # quality at d = 100, 300, 1,000 (GPU)
+    python -m experiments.benchmark_covtypes                 # CPU: d to 1,024; quality at d = 100, 300, 1,000
+    python -m experiments.benchmark_covtypes --scale full    # larger N, K and n, d to 2,048 (GPU)
     python -m experiments.benchmark_covtypes --scale smoke   # the tests' tiny run
 
 Writes ``results/benchmark_covtypes.json`` (``benchmark_covtypes_<scale>.json``
@@ -47,7 +47,7 @@ SCALES = {
         "step_dims": [16, 64, 256, 1024],
         "step_n": 4096,
         "step_k": 8,
-        "quality_dims": [100],
+        "quality_dims": [100, 300, 1000],
         "quality_k": 5,
         "quality_n": 5000,
         "seeds": 3,

@@ -243,3 +243,16 @@ def test_stream_robust_and_choosing_k_keep_the_type():
     assert chosen.best_n_components == 3 and type(chosen.best_params) is sw.SphericalGMMParams
     gm = SkGaussianMixture(3, covariance_type=ct, n_init=5, random_state=0).fit(X)
     np.testing.assert_allclose(chosen.bic[1], gm.bic(X), rtol=1e-3)
+
+
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("ct", ["diag", "spherical", "tied"])
+def test_integer_weights_equal_repeated_points_per_type(ct):
+    counts = np.arange(X.shape[0]) % 3  # 0, 1, 2: dropped, kept, doubled
+    repeated = np.repeat(X, counts, axis=0)
+    init = sw.initialize(jax.random.key(0), repeated, K, method="random_from_data", covariance_type=ct)
+    cfg = sw.EMConfig(covariance_type=ct, max_iter=20, tol=0.0)
+    weighted = sw.fit_em(jax.random.key(0), X, K, cfg, init, sample_weight=counts).params
+    plain = sw.fit_em(jax.random.key(0), repeated, K, cfg, init).params
+    for a, b in zip(sw.to_moments(weighted), sw.to_moments(plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
