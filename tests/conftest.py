@@ -29,6 +29,20 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 from _helpers import DEGENERATE  # noqa: E402  (after the settings, before any computation)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every compiled CPU executable keeps its own memory mappings; a pytest-xdist
+    worker that runs hundreds of modules' programs reached the kernel's limit of
+    mappings per process (``vm.max_map_count`` = 65530 here), and XLA's LLVM
+    backend then failed with "Cannot allocate memory" (a segfault or abort of
+    the worker in a full run). Tests within a module still share compilations.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def key():
     return jax.random.key(0)
