@@ -332,14 +332,16 @@ class Context:
         self.sklearn_seeds = [1000 * spec.seed + r for r in range(n_restarts)]
         self.fits, self.extras, self.timing, self._inits = {}, {}, {}, {}
 
-    def init(self, method: str, cov_scale: float = 0.1, n_init: int = 10):
+    def init(self, method: str, cov_scale: float = 0.1, n_init: int = 10, n_swaps: int | None = None):
         """``[R]`` initial parameters from the restart keys (shared by every method that uses them)."""
-        if (method, cov_scale, n_init) not in self._inits:
+        n_swaps = sw.InitConfig().n_swaps if n_swaps is None else n_swaps
+        spec = (method, cov_scale, n_init, n_swaps)
+        if spec not in self._inits:
             one = lambda k: sw.initialize(
-                k, self.x, self.K, method=method, cov_scale=cov_scale, n_init=n_init
+                k, self.x, self.K, method=method, cov_scale=cov_scale, n_init=n_init, n_swaps=n_swaps
             )
-            self._inits[method, cov_scale, n_init] = jax.vmap(one)(self.init_keys)
-        return self._inits[method, cov_scale, n_init]
+            self._inits[spec] = jax.vmap(one)(self.init_keys)
+        return self._inits[spec]
 
     def fitted(self, name: str):
         """The ``[R]`` fits of method ``name`` (run and timed on first use)."""
@@ -359,7 +361,7 @@ def _stack(params_list):
 
 def _run_sw(ctx: Context):
     cfg = ctx.sw_config
-    init = ctx.init(cfg.init, cfg.init_cov_scale, cfg.kmeans_n_init)
+    init = ctx.init(cfg.init, cfg.init_cov_scale, cfg.kmeans_n_init, cfg.kmeans_swaps)
     return sw.fit_restarts(ctx.k_sw, ctx.x, ctx.K, ctx.n_restarts, cfg, init=init).params, {}
 
 
@@ -375,7 +377,8 @@ def _em_out(res: sw.EMResult):
 
 def _run_em(init_method: str):
     def run(ctx: Context):
-        init = ctx.init(init_method, ctx.em_config.init_cov_scale)
+        cfg = ctx.sw_config  # "kmeans": the SW fits' own k-means settings, so the two share inits
+        init = ctx.init(init_method, ctx.em_config.init_cov_scale, cfg.kmeans_n_init, cfg.kmeans_swaps)
         return _em_out(sw.fit_em_restarts(ctx.k_em, ctx.x, ctx.K, ctx.n_restarts, ctx.em_config, init=init))
 
     return run

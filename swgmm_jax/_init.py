@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from swgmm_jax._config import INIT_METHODS, InitConfig
+from swgmm_jax._config import INIT_METHODS, KMEANS_SWAPS, InitConfig
 from swgmm_jax._covariances import (
     check_covariance_type,
     covariance_shape,
@@ -41,6 +41,8 @@ __all__ = [
 
 
 KMEANS_ITERS = 100
+SWAP_ITERS = 3
+"""Lloyd iterations after each swap move of the ``"kmeans"`` initialisation (:func:`_swap`)."""
 """Most Lloyd iterations of the ``"kmeans"`` initialisation (it stops earlier once no centre moves)."""
 
 
@@ -175,8 +177,9 @@ def _sq_dist(x, x_sq, centres):
     return jnp.maximum(x_sq[:, None] - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :], 0.0)
 
 
-def _kmeans(key, x, n_components, lloyd_iters, w=None):
-    """Greedy k-means++ seeds, then up to ``lloyd_iters`` Lloyd iterations: ``(centres[K, d], inertia)``.
+def _kmeans(key, x, n_components, lloyd_iters, w=None, n_swaps=0):
+    """Greedy k-means++ seeds, up to ``lloyd_iters`` Lloyd iterations, then ``n_swaps`` swap moves
+    (:func:`_swap`): ``(centres[K, d], inertia)``.
 
     Greedy k-means++ (Arthur and Vassilvitskii 2007, section 5; scikit-learn's
     ``kmeans_plusplus``): each new seed is the best, by the k-means potential,
@@ -214,6 +217,22 @@ def _kmeans(key, x, n_components, lloyd_iters, w=None):
 
     centres, _ = jax.lax.fori_loop(1, n_components, seed, (centres, d2))
 
+    centres = _lloyd(x, x_sq, centres, lloyd_iters, w)
+    inertia = _inertia(x, x_sq, centres, w)
+    if n_swaps and n_components > 1:
+        swap_keys = jax.random.split(jax.random.fold_in(key, 1), n_swaps)
+
+        def swap(i, carry):
+            return _swap(swap_keys[i], x, x_sq, *carry, n_trials, SWAP_ITERS, w)
+
+        centres, inertia = jax.lax.fori_loop(0, n_swaps, swap, (centres, inertia))
+    return centres, inertia
+
+
+def _lloyd(x, x_sq, centres, lloyd_iters, w=None):
+    """Up to ``lloyd_iters`` Lloyd iterations from ``centres`` (fewer once no centre moves)."""
+    n_components = centres.shape[0]
+
     def lloyd(carry):
         it, centres, _ = carry
         resp = jax.nn.one_hot(jnp.argmin(_sq_dist(x, x_sq, centres), axis=1), n_components, dtype=x.dtype)
@@ -227,8 +246,44 @@ def _kmeans(key, x, n_components, lloyd_iters, w=None):
     _, centres, _ = jax.lax.while_loop(
         lambda c: (c[0] < lloyd_iters) & c[2], lloyd, (jnp.int32(0), centres, jnp.bool_(True))
     )
+    return centres
+
+
+def _inertia(x, x_sq, centres, w=None):
     dmin = jnp.min(_sq_dist(x, x_sq, centres), axis=1)
-    return centres, jnp.sum(dmin) if w is None else w @ dmin
+    return jnp.sum(dmin) if w is None else w @ dmin
+
+
+def _swap(key, x, x_sq, centres, inertia, n_trials, lloyd_iters, w=None):
+    """One swap move of k-means local search: ``(centres, inertia)``, changed only if it lowers the inertia.
+
+    The centre whose removal raises the inertia least (its points' gap between
+    their nearest and second-nearest centre, summed) moves to the best, by the
+    potential without it, of ``n_trials`` points drawn by D^2 sampling from the
+    other centres; Lloyd iterations follow, and the move is kept if the final
+    inertia is lower (the swap heuristic of Kanungo et al. 2004, one greedy
+    candidate per round). It moves a centre from a cluster that seeding covered
+    twice to one it missed, which Lloyd iterations never do.
+    """
+    k = centres.shape[0]
+    d2 = _sq_dist(x, x_sq, centres)  # [n, K]
+    nearest = jnp.argmin(d2, axis=1)
+    d_first = jnp.min(d2, axis=1)
+    d_second = jnp.min(jnp.where(jax.nn.one_hot(nearest, k, dtype=bool), jnp.inf, d2), axis=1)
+    gap = d_second - d_first if w is None else w * (d_second - d_first)
+    removal = jnp.zeros(k, x.dtype).at[nearest].add(gap)
+    j = jnp.argmin(removal)
+    d2_without = jnp.where(nearest == j, d_second, d_first)
+    wd2 = d2_without if w is None else w * d2_without
+    fallback = 0.0 if w is None else jnp.log(w)
+    logits = jnp.where(jnp.sum(wd2) > 0, jnp.log(wd2), fallback)
+    cands = x[jax.random.categorical(key, logits, shape=(n_trials,))]  # [T, d]
+    cand_d2 = jnp.minimum(d2_without[:, None], _sq_dist(x, x_sq, cands))
+    potential = jnp.sum(cand_d2, axis=0) if w is None else w @ cand_d2
+    moved = _lloyd(x, x_sq, centres.at[j].set(cands[jnp.argmin(potential)]), lloyd_iters, w)
+    moved_inertia = _inertia(x, x_sq, moved, w)
+    better = moved_inertia < inertia
+    return jnp.where(better, moved, centres), jnp.where(better, moved_inertia, inertia)
 
 
 def _hard_moments(x, centres, reg_covar, w=None, covariance_type="full"):
@@ -276,7 +331,8 @@ def init_params(
         shift = centre(x, sw_)
         xc = x - shift[None, :]
         keys = key[None] if init.n_init == 1 else jax.random.split(key, init.n_init)
-        centres, inertia = jax.vmap(lambda k: _kmeans(k, xc, n_components, lloyd_iters, sw_))(keys)
+        n_swaps = init.n_swaps if init.method == "kmeans" else 0
+        centres, inertia = jax.vmap(lambda k: _kmeans(k, xc, n_components, lloyd_iters, sw_, n_swaps))(keys)
         w, m, c = _hard_moments(xc, centres[jnp.argmin(inertia)], reg_covar, sw_, covariance_type)
         m = m + shift[None, :]
     return moments_to_params(w, m, c, jnp.asarray(reg_covar, x.dtype), covariance_type=covariance_type)
@@ -290,6 +346,7 @@ def initialize(
     method: str = "kmeans",
     cov_scale: float = 0.1,
     n_init: int = 10,
+    n_swaps: int = KMEANS_SWAPS,
     reg_covar: float = 1e-6,
     sample_weight: jax.typing.ArrayLike | None = None,
     covariance_type: str = "full",
@@ -312,6 +369,8 @@ def initialize(
       cov_scale: see ``method``.
       n_init: k-means runs of ``"kmeans"`` and ``"kmeans++"``; the one of lowest
         inertia is kept.
+      n_swaps: swap moves after the Lloyd iterations of each ``"kmeans"`` run
+        (:class:`~swgmm_jax.InitConfig` ``n_swaps``).
       reg_covar: covariance floor, in the units of ``x``.
       sample_weight: ``None`` or ``[n]`` weights of the points (>= 0, not all
         0; only their ratios matter). Random points are drawn in proportion to
@@ -346,9 +405,11 @@ def initialize(
     check_choice(method, "method", INIT_METHODS)
     check_real(cov_scale, "cov_scale", low=0.0, low_open=True)
     check_positive_int(n_init, "n_init")
+    check_positive_int(n_swaps, "n_swaps", minimum=0)
     check_real(reg_covar, "reg_covar", low=0.0)
     ct = check_covariance_type(covariance_type)
-    return init_params(key, x, k, InitConfig(method, cov_scale, n_init), reg_covar, w, covariance_type=ct)
+    init = InitConfig(method, cov_scale, n_init, n_swaps)
+    return init_params(key, x, k, init, reg_covar, w, covariance_type=ct)
 
 
 def check_fit_args(
