@@ -223,7 +223,8 @@ def _kmeans(key, x, n_components, lloyd_iters, w=None, n_swaps=0):
         swap_keys = jax.random.split(jax.random.fold_in(key, 1), n_swaps)
 
         def swap(i, carry):
-            return _swap(swap_keys[i], x, x_sq, *carry, n_trials, SWAP_ITERS, w)
+            centres, inertia = carry
+            return _swap(swap_keys[i], x, x_sq, centres, inertia, n_trials, SWAP_ITERS, w)
 
         centres, inertia = jax.lax.fori_loop(0, n_swaps, swap, (centres, inertia))
     return centres, inertia
