@@ -228,6 +228,7 @@ def test_covariance_type_errors_name_the_argument():
         sw.GaussianMixture(K, covariance_type="diagonal").fit(X32)
 
 
+@pytest.mark.slow
 def test_stream_robust_and_choosing_k_keep_the_type():
     ct = "spherical"
     cfg = sw.FitConfig(n_steps=20, covariance_type=ct, batch_size=200)

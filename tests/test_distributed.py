@@ -22,6 +22,9 @@ import pytest
 
 import swgmm_jax as sw
 
+# Two worker processes (subprocesses, gloo collectives): about 100 s on 2 cores.
+pytestmark = pytest.mark.slow
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TIMEOUT_S = 180
 

@@ -243,6 +243,7 @@ def test_embedding_table_margins_and_paper_columns():
 _TINY = ["--scale", "tiny", "--dataset", "digits", "--max-images", "200", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_pipeline_tiny(tmp_path):
     from experiments import embedding_gmm
 

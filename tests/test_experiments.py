@@ -29,6 +29,7 @@ def smoke_run(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_ring_square_line_writes_every_method(smoke_run):
     out, result = smoke_run
     on_disk = json.loads((out / "ring_square_line_smoke.json").read_text())
@@ -73,6 +74,7 @@ def test_ring_square_line_writes_every_method(smoke_run):
     assert set(walls) == set(compiles) and all(0.0 <= compiles[k] <= walls[k] for k in walls)
 
 
+@pytest.mark.slow
 def test_report_renders_results(smoke_run, tmp_path):
     out, _ = smoke_run
     shutil.copy(out / "ring_square_line_smoke.json", tmp_path / "ring_square_line.json")
@@ -170,6 +172,7 @@ def test_missing_matplotlib_is_reported_before_the_compute(monkeypatch, tmp_path
         main([*argv, "--out", str(tmp_path / "out")])
 
 
+@pytest.mark.slow
 def test_robust_calls_smoke_and_report(tmp_path):
     """experiments.robust_calls end to end at its smoke scale, and its README section."""
     from experiments import report, robust_calls
@@ -185,6 +188,7 @@ def test_robust_calls_smoke_and_report(tmp_path):
     assert "| 300 |" in text and "fit_robust within" in text
 
 
+@pytest.mark.slow
 def test_benchmark_covtypes_smoke_and_report(tmp_path):
     """experiments.benchmark_covtypes end to end at its smoke scale, and its README section."""
     from experiments import benchmark_covtypes, report

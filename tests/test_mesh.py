@@ -84,6 +84,7 @@ def test_sharded_restarts_match_unsharded(mesh, data):
     assert maxdiff(ref.loss_history, shd.loss_history) < 1e-4
 
 
+@pytest.mark.slow
 def test_sharded_relocations_match_unsharded(mesh, data):
     x, _ = data
     cfg = sw.FitConfig(

@@ -23,6 +23,7 @@ def smoke_run(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_method_and_metric(smoke_run):
     out, result = smoke_run
     on_disk = json.loads((out / "quality_suite_smoke.json").read_text())
@@ -75,6 +76,7 @@ def test_smoke_run_writes_every_method_and_metric(smoke_run):
     assert on_disk["overall"]["sw"]["n_fits"] == 2 * r
 
 
+@pytest.mark.slow
 def test_report_renders_the_suite(smoke_run, tmp_path):
     out, result = smoke_run
     text = "\n".join(report.quality_suite(result))

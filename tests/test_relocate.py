@@ -133,6 +133,7 @@ def test_sw_relocations_leave_the_local_optimum():
     assert d_moved < 0.2 * d_plain
 
 
+@pytest.mark.slow
 def test_sw_relocations_fixed_weights_and_restarts():
     x = jnp.asarray(X3)
     cfg = sw.FitConfig(
