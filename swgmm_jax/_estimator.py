@@ -226,7 +226,7 @@ class GaussianMixture:
         20 times per fit; EM has no per-iteration output).
       method: ``"sw"``, ``"sw+em"``, ``"em"`` or ``"robust"``.
       sw_config: :class:`swgmm_jax.FitConfig` of the SW phases; ``None``:
-        ``FitConfig()`` (``FitConfig(n_steps=200)`` for ``"robust"``).
+        ``FitConfig()`` (``FitConfig(n_steps=100)`` for ``"robust"``).
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, d]``, ``covariances_``,
     ``precisions_``, ``precisions_cholesky_`` (in scikit-learn's shape for the

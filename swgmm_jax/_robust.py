@@ -42,11 +42,13 @@ from swgmm_jax._validation import check_positive_int
 
 __all__ = ["RobustResult", "fit_robust"]
 
-ROBUST_FIT_CONFIG = FitConfig(n_steps=200)
-"""SW settings of :func:`fit_robust`: the defaults with 200 steps, since EM
-finishes each fit. Measured on the quality suite's quick problems (6 keys each,
-4 restarts): 200 and 500 steps gave the same final likelihood on every call
-(equal to scikit-learn's ``n_init=10``) at 0.6-0.8 times the wall time."""
+ROBUST_FIT_CONFIG = FitConfig(n_steps=100)
+"""SW settings of :func:`fit_robust`: the defaults with 100 steps, since EM
+finishes each fit. Measured on the quality suite's quick problems (5 calls each,
+4 restarts per call): 500, 200 and 100 steps gave the same final likelihood on every
+call (equal to scikit-learn's ``n_init=10``), 100 steps at about half the SW
+time of 200; ``experiments/robust_calls.py`` checks the choice on 100 calls
+at each of n = 850 and 3,000 on ring-square-line."""
 
 ROBUST_EM_CONFIG = EMConfig(max_iter=1000, tol=1e-6, relocations=5)
 """EM settings of :func:`fit_robust`: to convergence (``tol=1e-6``), then 5
@@ -133,7 +135,7 @@ def fit_robust(
       x: ``[n, d]`` data.
       n_components: ``K``.
       config: :class:`FitConfig` of the SW fits; defaults to
-        ``FitConfig(n_steps=200)`` (``ROBUST_FIT_CONFIG``).
+        ``FitConfig(n_steps=100)`` (``ROBUST_FIT_CONFIG``).
       em_config: :class:`EMConfig` of the EM phase; defaults to
         ``EMConfig(max_iter=1000, tol=1e-6, relocations=5)``: to convergence,
         then 5 likelihood-accepted merge-and-relocate rounds. Both phases fit
