@@ -233,8 +233,10 @@ def weighted_covariance(
     scatter; ``tied``: the components' scatters pooled, over ``sum_k n_k``;
     ``diag``: the scatters' diagonals; ``spherical``: their mean over
     dimensions), computed about the given means from the differences
-    ``x - mu_k`` (not from ``E[x^2] - mu^2``, which loses digits), one
-    component at a time (memory ``O(n d)``). Scatter matrices are projected
+    ``x - mu_k`` (not from ``E[x^2] - mu^2``, which loses digits): for the
+    full type all components at once up to ``K n d = _BATCHED_SCATTER_SIZE``,
+    otherwise (and for the other types) one component at a time (memory
+    ``O(n d)``). Scatter matrices are projected
     on the PSD cone (eigenvalues clipped at 0) before the floor is added: a
     component collapsing on a few points has one that float32 rounding can
     make indefinite.
@@ -242,18 +244,15 @@ def weighted_covariance(
     d = x.shape[1]
     eye = jnp.eye(d, dtype=x.dtype)
 
-    def psd(c):
-        lam, vec = jnp.linalg.eigh(0.5 * (c + c.T))
-        return (vec * jnp.maximum(lam, 0.0)[None, :]) @ vec.T
+    def psd(c):  # [..., d, d]
+        lam, vec = jnp.linalg.eigh(0.5 * (c + jnp.swapaxes(c, -1, -2)))
+        return (vec * jnp.maximum(lam, 0.0)[..., None, :]) @ jnp.swapaxes(vec, -1, -2)
 
     if covariance_type == "full":
-        k, n = means.shape[0], x.shape[0]
-        if k * n * d <= _BATCHED_SCATTER_SIZE:  # all components at once: one [K, n, d] difference
+        if means.shape[0] * x.shape[0] * d <= _BATCHED_SCATTER_SIZE:  # one [K, n, d] difference
             diff = x[None, :, :] - means[:, None, :]
             scatter = jnp.einsum("nk,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
-            lam, vec = jnp.linalg.eigh(0.5 * (scatter + jnp.swapaxes(scatter, -1, -2)))
-            clipped = (vec * jnp.maximum(lam, 0.0)[:, None, :]) @ jnp.swapaxes(vec, -1, -2)
-            return clipped + reg_covar * eye[None]
+            return psd(scatter) + reg_covar * eye[None]
 
         def cov(r, mu, n):
             diff = x - mu[None, :]

@@ -47,8 +47,10 @@ ROBUST_FIT_CONFIG = FitConfig(n_steps=100)
 finishes each fit. Measured on the quality suite's quick problems (5 calls each,
 4 restarts per call): 500, 200 and 100 steps gave the same final likelihood on every
 call (equal to scikit-learn's ``n_init=10``), 100 steps at about half the SW
-time of 200; ``experiments/robust_calls.py`` checks the choice on 100 calls
-at each of n = 850 and 3,000 on ring-square-line."""
+time of 200 (``python -m experiments.quality_suite --methods sw_robust
+--sw-config '{"n_steps": 100}' --tag robust100``, against ``200``);
+``experiments/robust_calls.py`` checks the choice on 100 calls at each of
+n = 850 and 3,000 on ring-square-line."""
 
 ROBUST_EM_CONFIG = EMConfig(max_iter=1000, tol=1e-6, relocations=5)
 """EM settings of :func:`fit_robust`: to convergence (``tol=1e-6``), then 5
