@@ -21,9 +21,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, logsumexp, ndtr, ndtri
 
-from swgmm_jax._sort import SORT_METHODS, sort_slices
-from swgmm_jax._validation import check_choice
-
 __all__ = [
     "mixture_cdf",
     "mixture_sf",
@@ -176,7 +173,7 @@ def _gauss(arg):
 _TABLE_OFFSETS = (-4.0, -2.0, 0.0, 2.0, 4.0)
 
 
-def _table(log_w, means, scales, sort):
+def _table(log_w, means, scales):
     """Mixture at ``K G`` sorted points per slice: ``t``, ``F(t)``, ``S(t)``, ``f(t)``, each ``[..., KG]``.
 
     One ``erfc`` per (point, component), whose ``exp`` the density shares
@@ -190,7 +187,7 @@ def _table(log_w, means, scales, sort):
     offsets = jnp.asarray(_TABLE_OFFSETS, dtype).reshape((1,) * means.ndim + (-1,))
     k = means.shape[-1]
     t = (_comp(means) + _comp(scales) * offsets).reshape(*means.shape[:-1], k * offsets.size)
-    t = sort_slices(t, sort)  # NumPy's sort on the CPU: XLA's took 9.4 ms for 1,600 x 50, NumPy's 1.1 ms
+    t = jnp.sort(t, axis=-1)
     u = _standardised(t, means, scales)  # [..., K, K G]
     w = jnp.exp(log_w)  # [..., K, 1]
     arg = jnp.abs(u) * (1.0 / math.sqrt(2.0))
@@ -202,7 +199,7 @@ def _table(log_w, means, scales, sort):
     return t, jax.lax.cummax(cdf, axis=last), jax.lax.cummin(sf, axis=last), pdf
 
 
-def _start(z, zc, lower, tail, sgn, log_w, means, scales, sort):
+def _start(z, zc, lower, tail, sgn, log_w, means, scales):
     """Bracket ``lo <= q <= hi`` and Newton start of each level, from :func:`_table`.
 
     Each level falls between two neighbouring table points (a binary search on
@@ -214,7 +211,7 @@ def _start(z, zc, lower, tail, sgn, log_w, means, scales, sort):
     the components' own quantiles, ``min_k Q_k <= q <= max_k Q_k``, and the
     start is that outer bound.
     """
-    t, cdf, sf, pdf = _table(log_w, means, scales, sort)
+    t, cdf, sf, pdf = _table(log_w, means, scales)
     n_table = t.shape[-1]
     search = jax.vmap(lambda a, v: jnp.searchsorted(a, v, side="right"))
     flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
@@ -251,14 +248,14 @@ def _start(z, zc, lower, tail, sgn, log_w, means, scales, sort):
     return lo, hi, jnp.clip(x0, lo, hi)
 
 
-def _solve(z, zc, log_weights, means, scales, quantile_iters, sort):
+def _solve(z, zc, log_weights, means, scales, quantile_iters):
     """Safeguarded Newton on ``log T(q) = log tail`` with T = F (lower) or S (upper)."""
     log_w = _norm_lw(log_weights)
     lower = z <= zc
     tail = jnp.where(lower, z, zc)
     log_tail = jnp.log(tail)
     sgn = jnp.where(lower, 1.0, -1.0).astype(z.dtype)
-    lo, hi, x0 = _start(z, zc, lower, tail, sgn, log_w, means, scales, sort)
+    lo, hi, x0 = _start(z, zc, lower, tail, sgn, log_w, means, scales)
     # Per-component constants: the loop body costs one erfc (whose exp the
     # density shares) per (component, level), in linear space; log T is taken of the sum only.
     # Where every component's tail underflows (far outside all of them) log T
@@ -305,16 +302,16 @@ def _solve(z, zc, log_weights, means, scales, quantile_iters, sort):
     return x
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(5, 6))
-def _quantile(z, zc, log_weights, means, scales, quantile_iters, sort):
-    return _solve(z, zc, log_weights, means, scales, quantile_iters, sort)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
+def _quantile(z, zc, log_weights, means, scales, quantile_iters):
+    return _solve(z, zc, log_weights, means, scales, quantile_iters)
 
 
 @_quantile.defjvp
-def _quantile_jvp(quantile_iters, sort, primals, tangents):
+def _quantile_jvp(quantile_iters, primals, tangents):
     z, zc, log_weights, means, scales = primals
     dz, dzc, dlw, dm, ds = tangents
-    q = _quantile(z, zc, log_weights, means, scales, quantile_iters, sort)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
     log_w = _norm_lw(log_weights)
     u = _standardised(q, means, scales)  # [..., K, M]
     log_comp = log_w - 0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
@@ -341,9 +338,7 @@ def _quantile_jvp(quantile_iters, sort, primals, tangents):
     return q, dq
 
 
-def mixture_quantile(
-    z, log_weights, means, scales, *, quantile_iters: int = QUANTILE_ITERS, sort: str = "auto"
-):
+def mixture_quantile(z, log_weights, means, scales, *, quantile_iters: int = QUANTILE_ITERS):
     """Quantile ``F^{-1}(z)`` of a 1D Gaussian mixture at levels ``z[..., M]``.
 
     Found by a safeguarded Newton iteration on ``log F`` (``z <= 1/2``) or on
@@ -360,9 +355,6 @@ def mixture_quantile(
       means: ``[..., K]``.
       scales: ``[..., K]`` standard deviations, > 0.
       quantile_iters: Newton/bisection iterations (see ``QUANTILE_ITERS``).
-      sort: how the Newton-start table of each slice is sorted, ``"auto"``,
-        ``"xla"`` or ``"host"`` (see :func:`swgmm_jax.sort_slices`; pass
-        ``"xla"`` inside a ``shard_map`` over several devices).
 
     Returns:
       ``[..., M]`` quantiles.
@@ -373,10 +365,9 @@ def mixture_quantile(
       >>> abs(float(sw.mixture_quantile(jnp.array([0.5]), lw, m, s)[0])) < 1e-6
       True
     """
-    check_choice(sort, "sort", SORT_METHODS)
     z, log_weights, means, scales = _align(z, log_weights, means, scales)
     # 1 - z is exact for z >= 1/2 (Sterbenz), which is where it is used.
-    return _quantile(z, 1.0 - z, log_weights, means, scales, quantile_iters, sort)
+    return _quantile(z, 1.0 - z, log_weights, means, scales, quantile_iters)
 
 
 def midpoint_levels(n: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -493,7 +484,6 @@ def transport_cost(
     p: float = 2.0,
     quantile_iters: int = QUANTILE_ITERS,
     weights=None,
-    sort: str = "auto",
 ):
     """Estimate of ``W_p^p`` between 1D mixtures and empirical distributions.
 
@@ -521,7 +511,6 @@ def transport_cost(
       quantile_iters: quantile solver iterations.
       weights: ``None`` (equal weights) or ``[..., n]`` weights, >= 0 and not
         all 0, of the points of ``y_sorted``, permuted along with them.
-      sort: how the quantile solver sorts its tables (see :func:`mixture_quantile`).
 
     Returns:
       ``[...]`` cost of each slice.
@@ -546,18 +535,9 @@ def transport_cost(
       >>> bool(one == two)
       True
     """
-    check_choice(sort, "sort", SORT_METHODS)
     if weights is not None:
         return _weighted_transport_cost(
-            y_sorted,
-            weights,
-            log_weights,
-            means,
-            scales,
-            levels,
-            p=p,
-            quantile_iters=quantile_iters,
-            sort=sort,
+            y_sorted, weights, log_weights, means, scales, levels, p=p, quantile_iters=quantile_iters
         )
     if levels is None:
         levels = midpoint_levels(y_sorted.shape[-1], jnp.result_type(y_sorted, means))
@@ -565,15 +545,13 @@ def transport_cost(
     n = y_sorted.shape[-1]
     idx = jnp.clip(jnp.floor(z * n).astype(jnp.int32), 0, n - 1)
     y = jnp.take_along_axis(y_sorted, jnp.broadcast_to(idx, (*y_sorted.shape[:-1], idx.shape[-1])), axis=-1)
-    q = _quantile(z, zc, log_weights, means, scales, quantile_iters, sort)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
     diff = q - y
     cost = diff * diff if p == 2 else jnp.abs(diff) ** p
     return jnp.mean(cost, axis=-1)
 
 
-def _weighted_transport_cost(
-    y_sorted, w_sorted, log_weights, means, scales, levels, *, p, quantile_iters, sort
-):
+def _weighted_transport_cost(y_sorted, w_sorted, log_weights, means, scales, levels, *, p, quantile_iters):
     w_sorted = jnp.broadcast_to(jnp.asarray(w_sorted, y_sorted.dtype), y_sorted.shape)
     if levels is None:
         z, zc, widths = weighted_levels(w_sorted)
@@ -583,7 +561,7 @@ def _weighted_transport_cost(
         y = weighted_data_quantile(y_sorted, w_sorted, z)
         widths = None
     z, zc, log_weights, means, scales = _align(z, zc, log_weights, means, scales)
-    q = _quantile(z, zc, log_weights, means, scales, quantile_iters, sort)
+    q = _quantile(z, zc, log_weights, means, scales, quantile_iters)
     diff = q - y
     cost = diff * diff if p == 2 else jnp.abs(diff) ** p
     if widths is None:
