@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from swgmm_jax._covariances import check_covariance_type
-from swgmm_jax._sliced import SORT_METHODS
+from swgmm_jax._sort import SORT_METHODS
 from swgmm_jax._transport1d import QUANTILE_ITERS
 from swgmm_jax._validation import check_bool, check_choice, check_positive_int, check_real
 

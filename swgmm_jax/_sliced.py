@@ -24,12 +24,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from swgmm_jax._mesh import check_mesh_sort, pad_rows, padded_size, resolve_mesh
 from swgmm_jax._params import GMMParams, check_params
 from swgmm_jax._projections import project_data, project_gmm, random_directions
+from swgmm_jax._sort import SORT_METHODS, sort_slices, sort_with_weights
 from swgmm_jax._transport1d import QUANTILE_ITERS, midpoint_levels, stratified_levels, transport_cost
 from swgmm_jax._validation import (
     check_choice,
@@ -42,120 +42,6 @@ from swgmm_jax._validation import (
 )
 
 __all__ = ["sliced_wasserstein", "sliced_loss", "slice_costs", "sort_slices"]
-
-
-SORT_METHODS = ("auto", "xla", "host")
-
-
-# The host callbacks exchange the values as uint32 words: with x64 switched on
-# only in the caller's thread (``jax.enable_x64`` is thread-local), float64
-# operands and results are cast to float32 on the callback's thread.
-def _to_words(y: jax.Array) -> jax.Array:
-    bits = jax.lax.bitcast_convert_type(y, jnp.uint32)  # [..., n] or [..., n, 2]
-    return bits.reshape(*y.shape[:-1], -1)
-
-
-def _host_argsort(words, dtype):
-    # np.asarray first: handed a jax Array, np.argsort would try jax's own
-    # argsort (a spurious trace) before falling back to NumPy.
-    return np.argsort(np.asarray(words).view(dtype), axis=-1).astype(np.int32)
-
-
-def _host_sorted(words, dtype):
-    return np.sort(np.asarray(words).view(dtype), axis=-1).view(np.uint32)
-
-
-@jax.custom_jvp
-def _host_sort(y: jax.Array) -> jax.Array:
-    # Values only: NumPy's sort of 1,600 rows x 850 took 4.5 ms here, its
-    # argsort 23 ms (89 ms stable). The fits never differentiate the data side,
-    # so the permutation is only computed when a tangent reaches ``y``.
-    words = _to_words(y)
-    out = jax.ShapeDtypeStruct(words.shape, jnp.uint32)
-    sort = functools.partial(_host_sorted, dtype=np.dtype(y.dtype))
-    bits = jax.pure_callback(sort, out, words, vmap_method="expand_dims")
-    return jax.lax.bitcast_convert_type(bits.reshape(*y.shape, -1), y.dtype).reshape(y.shape)
-
-
-@_host_sort.defjvp
-def _host_sort_jvp(primals, tangents):
-    (y,), (dy,) = primals, tangents
-    argsort = functools.partial(_host_argsort, dtype=np.dtype(y.dtype))
-    order = jax.pure_callback(
-        argsort, jax.ShapeDtypeStruct(y.shape, jnp.int32), _to_words(y), vmap_method="expand_dims"
-    )
-    return jnp.take_along_axis(y, order, axis=-1), jnp.take_along_axis(dy, order, axis=-1)
-
-
-def sort_slices(y: jax.Array, method: str = "auto") -> jax.Array:
-    """Sort ``y[..., n]`` along its last (contiguous) axis, differentiably.
-
-    ``method="host"`` sorts with NumPy through ``jax.pure_callback``: XLA's CPU
-    sort is 10-50x slower than NumPy's on this workload (60,000 x 256 values:
-    5.0 s vs 0.30 s). ``"auto"`` picks it on the CPU backend only: on GPU/TPU it
-    would copy every slice to the host. NumPy sorts the values; where a
-    gradient with respect to ``y`` is asked for, the order is computed on the
-    host too and applied with a gather, so gradients still flow.
-    Never use ``"host"`` inside ``shard_map`` over several devices (a host
-    callback there deadlocked the collective).
-
-    Args:
-      y: ``[..., n]`` values, e.g. projected data ``[L, n]``.
-      method: ``"auto"``, ``"xla"`` (``jnp.sort``) or ``"host"`` (NumPy).
-
-    Returns:
-      ``y`` sorted along its last axis.
-
-    Examples:
-      >>> import jax, jax.numpy as jnp, swgmm_jax as sw
-      >>> y = jnp.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])
-      >>> sw.sort_slices(y).tolist()
-      [[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]]
-
-      The gradient of the largest value of slice 0 reaches the point it came from:
-
-      >>> jax.grad(lambda y: sw.sort_slices(y, "host")[0, -1])(y).tolist()
-      [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    """
-    if method == "auto":
-        method = "host" if jax.default_backend() == "cpu" else "xla"
-    if method == "xla":
-        return jnp.sort(y, axis=-1)
-    if method != "host":
-        check_choice(method, "sort", SORT_METHODS)
-    # Under a shard_map with several devices, a callback would deadlock: sharded
-    # callers pass "xla" (see swgmm_jax._mesh).
-    return _host_sort(y)
-
-
-def _sort_with_weights(y: jax.Array, w: jax.Array, method: str) -> tuple[jax.Array, jax.Array]:
-    """``y[..., n]`` sorted along its last axis, and ``w[n]`` permuted along with each row.
-
-    XLA sorts the (value, weight) pairs in one ``lax.sort``. The host path needs
-    the permutation, so it pays for NumPy's argsort rather than its sort (see
-    :func:`sort_slices`); the values and weights are then gathered on the
-    device, which keeps ``y``'s gradient. Measured on 2 loaded CPU cores
-    (noisy): NumPy's argsort of 1,600 x 850 float32 took 85 ms against 25 ms for
-    its sort, and a jitted value-and-gradient of ``sliced_loss`` on
-    ``ring_square_line`` (850 points, K = 10, 16 directions) took 2.7 ms
-    weighted against 1.4 ms unweighted at 64 levels (host sort; 3.7 against
-    4.4 ms with XLA's), and 15 against 5 ms with all data levels, whose levels
-    then differ from slice to slice.
-    """
-    wb = jnp.broadcast_to(w.astype(y.dtype), y.shape)
-    if method == "auto":
-        method = "host" if jax.default_backend() == "cpu" else "xla"
-    if method == "xla":
-        y_sorted, w_sorted = jax.lax.sort((y, wb), dimension=y.ndim - 1, num_keys=1)
-        return y_sorted, w_sorted
-    argsort = functools.partial(_host_argsort, dtype=np.dtype(y.dtype))
-    order = jax.pure_callback(
-        argsort,
-        jax.ShapeDtypeStruct(y.shape, jnp.int32),
-        _to_words(jax.lax.stop_gradient(y)),
-        vmap_method="expand_dims",
-    )
-    return jnp.take_along_axis(y, order, axis=-1), jnp.take_along_axis(wb, order, axis=-1)
 
 
 Levels = tuple[jax.Array, jax.Array]
@@ -213,7 +99,7 @@ def slice_costs(
     """
     dtype = jnp.result_type(x, params.means)
     if sample_weight is not None:
-        y_sorted, w_sorted = _sort_with_weights(project_data(theta, x), sample_weight, sort)
+        y_sorted, w_sorted = sort_with_weights(project_data(theta, x), sample_weight, sort)
         log_w, means, scales = project_gmm(theta, params)
         return transport_cost(
             y_sorted,
@@ -224,12 +110,15 @@ def slice_costs(
             p=p,
             quantile_iters=quantile_iters,
             weights=w_sorted,
+            sort=sort,
         )
     y_sorted = sort_slices(project_data(theta, x), sort)
     log_w, means, scales = project_gmm(theta, params)
     if levels is None:
         levels = midpoint_levels(x.shape[0], dtype)
-    return transport_cost(y_sorted, log_w[None, :], means, scales, levels, p=p, quantile_iters=quantile_iters)
+    return transport_cost(
+        y_sorted, log_w[None, :], means, scales, levels, p=p, quantile_iters=quantile_iters, sort=sort
+    )
 
 
 def _sharded_mean_cost(

@@ -133,6 +133,19 @@ def test_sort_slices_host_and_xla_agree_and_differentiate(key):
         sw.sort_slices(y, "bogus")
 
 
+def test_host_sort_splits_large_inputs_across_threads(key, monkeypatch):
+    """Above _THREADED_SORT_SIZE values the host sort runs its rows on several threads:
+    the result is NumPy's sort, whatever the number of threads and rows."""
+    from swgmm_jax import _sort
+
+    y = jax.random.normal(key, (3, 37, 700))  # 77,700 values: above the threshold
+    assert y.size >= _sort._THREADED_SORT_SIZE
+    for threads in (1, 2, 5):
+        monkeypatch.setattr(_sort, "_SORT_THREADS", threads)
+        s = jax.jit(lambda y: sw.sort_slices(y, "host"))(y)
+        np.testing.assert_array_equal(s, np.sort(np.asarray(y), axis=-1))
+
+
 def test_host_sort_does_not_trace(key):
     ys = [jax.random.normal(k, (4, 50)) for k in jax.random.split(key, 3)]
     f = jax.jit(lambda y: sw.sort_slices(y, "host"))

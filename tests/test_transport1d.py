@@ -162,6 +162,27 @@ def test_quantile_broadcasts_over_slices():
     np.testing.assert_allclose(q_shift, q, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_quantile_same_with_host_and_xla_table_sort(dtype):
+    """The Newton-start table is sorted by NumPy (the CPU default) or by XLA: the same quantiles,
+    to the bit, in both precisions, also under vmap; an unknown method is rejected by name."""
+    rng = np.random.default_rng(1)
+    lw = np.log(rng.dirichlet(np.ones(4), size=6))
+    m, s = rng.normal(scale=3, size=(6, 4)), rng.uniform(0.1, 2.0, size=(6, 4))
+    z = np.sort(rng.uniform(size=(6, 9)), axis=-1)
+    with jax.enable_x64(dtype == jnp.float64):
+        args = [jnp.asarray(a, dtype) for a in (z, lw, m, s)]
+        q = {
+            sort: jax.jit(jax.vmap(lambda *a, sort=sort: sw.mixture_quantile(*a, sort=sort)))(*args)
+            for sort in ("host", "xla", "auto")
+        }
+        assert q["host"].dtype == dtype
+        np.testing.assert_array_equal(q["host"], q["xla"])
+        np.testing.assert_array_equal(q["auto"], q["xla"])
+        with pytest.raises(ValueError, match="sort"):
+            sw.mixture_quantile(*args, sort="numpy")
+
+
 # ---------------------------------------------------------------- derivatives
 @pytest.mark.usefixtures("x64")
 @pytest.mark.parametrize("name", ["single", "overlap", "light_tails"])
