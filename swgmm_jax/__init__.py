@@ -8,6 +8,7 @@ imports only modules above it:
 * ``_covariances``: the covariance types (full, diagonal, spherical, tied): per-type arithmetic;
 * ``_params``: GMM parameters as pytrees, densities, sampling;
 * ``_projections``: random directions, slices of data and of the GMM;
+* ``_sort``: sorting the slices (NumPy on the host on the CPU, XLA elsewhere);
 * ``_transport1d``: 1D mixture quantiles and quantile transport;
 * ``_mesh``: device meshes (projections and restarts split across devices);
 * ``_sliced``: the sliced Wasserstein loss, sharded or not;
