@@ -10,8 +10,9 @@ Monte-Carlo estimate of ``SW_p^p``. Everything else drives them:
   ``lax.scan``, then the optional merge-and-relocate rounds, whose
   refinements are runs of the same step;
 * :func:`fit_restarts` is one jitted ``vmap`` of :func:`fit` over
-  ``jax.random.split(key, n_restarts)``, so restart ``r`` equals
-  ``fit(keys[r], ...)``;
+  ``keys = jax.random.split(key, n_restarts)`` whose restarts share one
+  steps' key (the data's projections are sorted once per step for all of
+  them), so restart ``r`` equals ``fit(keys[r], ..., steps_key=...)``;
 * :func:`swgmm_jax.fit_stream` feeds host minibatches to the same step.
 
 The state keeps the parameters in *standardised* units (the data centred and
@@ -41,7 +42,7 @@ from swgmm_jax._mesh import check_mesh_sort, map_restarts, resolve_mesh
 from swgmm_jax._params import GMMParams, covariance_type_of, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
-from swgmm_jax._validation import check_positive_int, check_sample_weight
+from swgmm_jax._validation import check_bool, check_key, check_positive_int, check_sample_weight
 
 __all__ = [
     "FitState",
@@ -604,9 +605,12 @@ def _fit_single(
     sample_weight=None,
     progress_every: int = 0,
     sink_id=None,
+    steps_key=None,
 ) -> FitResult:
     fit_step = make_fit_step(config, mesh)
     k_init, k_loop = jax.random.split(key)
+    if steps_key is not None:
+        k_loop = steps_key
     state = fit_step.init(k_init, x, n_components, init, sample_weight)
     start = state.data_params() if init is None else init  # the frozen leaves' values, caller's units
     report = None
@@ -638,7 +642,16 @@ _fit_jit = jax.jit(_fit_single, static_argnames=("n_components", "mesh", "progre
 
 @functools.partial(jax.jit, static_argnames=("n_components", "mesh", "progress_every"))
 def _fit_restarts_jit(
-    keys, x, init, config, n_components, mesh=None, sample_weight=None, progress_every=0, sink_id=None
+    keys,
+    x,
+    init,
+    config,
+    n_components,
+    mesh=None,
+    sample_weight=None,
+    progress_every=0,
+    sink_id=None,
+    steps_key=None,
 ):
     def fit_one(key, data, init):  # data = (x, sample_weight): both replicated under a mesh
         return _fit_single(
@@ -650,6 +663,7 @@ def _fit_restarts_jit(
             sample_weight=data[1],
             progress_every=progress_every,
             sink_id=sink_id,
+            steps_key=steps_key,
         )
 
     if mesh is not None:  # restarts, not projections, sharded over the devices
@@ -668,6 +682,7 @@ def fit(
     mesh: Any = "auto",
     sample_weight: jax.typing.ArrayLike | None = None,
     progress: bool | Callable[[Progress], Any] | None = None,
+    steps_key: jax.Array | None = None,
 ) -> FitResult:
     """Fit a GMM to ``x`` by minimising the sliced Wasserstein distance.
 
@@ -680,7 +695,8 @@ def fit(
     ``jax.vmap`` over them sweeps them in one call.
 
     Args:
-      key: PRNG key (initialisation, directions, levels, minibatches).
+      key: PRNG key (initialisation, directions, levels, minibatches), split
+        into the initialisation's key and the steps' key.
       x: ``[n, d]`` data, any offset and scale.
       n_components: ``K``.
       config: :class:`FitConfig`; defaults to ``FitConfig()``.
@@ -703,6 +719,11 @@ def fit(
         receives a :class:`Progress` at those steps, from inside the jitted scan (through
         ``jax.debug.callback``). A new callable reuses the compiled fit; turning
         progress on or off compiles once more. Not usable under a jax transformation.
+      steps_key: optional PRNG key of the steps (their directions, levels and
+        minibatches) in place of the one split from ``key``; ``key`` then
+        seeds only the initialisation and the relocation rounds. Restart ``r``
+        of :func:`fit_restarts` (which shares one steps' key among its
+        restarts) is ``fit(keys[r], ..., steps_key=...)``.
 
     Returns:
       :class:`FitResult` with parameters in the units of ``x``.
@@ -733,13 +754,15 @@ def fit(
     config = check_config(config, FitConfig)
     check_progress(progress, key, x, init)
     x, k, init = check_fit_args(key, x, n_components, init, covariance_type=config.covariance_type)
+    if steps_key is not None:
+        check_key(steps_key, "steps_key")
     w = check_sample_weight(sample_weight, x.shape[0], dtype=x.dtype)
     mesh = resolve_mesh(mesh)
     check_mesh_sort(mesh, config.slicing.sort)
     if progress is None:
-        if w is None:
+        if w is None and steps_key is None:
             return _fit_jit(key, x, init, config, n_components=k, mesh=mesh)
-        return _fit_jit(key, x, init, config, n_components=k, mesh=mesh, sample_weight=w)
+        return _fit_jit(key, x, init, config, n_components=k, mesh=mesh, sample_weight=w, steps_key=steps_key)
     with ProgressSink(progress, config.n_steps) as sink:
         every = _report_every(config.n_steps)
         res = _fit_jit(
@@ -752,6 +775,7 @@ def fit(
             sample_weight=w,
             progress_every=every,
             sink_id=sink,
+            steps_key=steps_key,
         )
         return jax.block_until_ready(res)
 
@@ -767,12 +791,28 @@ def fit_restarts(
     mesh: Any = "auto",
     sample_weight: jax.typing.ArrayLike | None = None,
     progress: bool | Callable[[Progress], Any] | None = None,
+    share_directions: bool = True,
 ) -> FitResult:
-    """``n_restarts`` independent fits as one jitted ``vmap``.
+    """``n_restarts`` fits from independent initialisations as one jitted ``vmap``.
 
-    Restart ``r`` uses ``jax.random.split(key, n_restarts)[r]`` and equals
-    ``fit(that_key, x, n_components, config)``. ``init``, if given, has a leading
-    ``[n_restarts]`` axis (e.g. ``jax.vmap(sw.initialize, (0, None, None))``).
+    Restart ``r`` is initialised from ``keys[r]``, ``keys =
+    jax.random.split(key, n_restarts)``. With ``share_directions`` (the
+    default) every restart takes each step's directions, levels and minibatch
+    from one key, restart 0's, so that the data's projections are computed and
+    sorted once per step for all of them, not once per restart: restart ``r``
+    equals ``fit(keys[r], x, n_components, config, steps_key=s)`` with
+    ``s = jax.random.split(keys[0])[1]`` (restart 0 is ``fit(keys[0], ...)``).
+    The restarts still differ in their initialisations (and relocation
+    rounds), which is what restarts are for. Without it, restart ``r`` equals
+    ``fit(keys[r], x, n_components, config)``: independent directions, at the
+    cost of one sort of the data's projections per restart and step. ``init``, if
+    given, has a leading ``[n_restarts]`` axis (e.g. ``jax.vmap(sw.initialize, (0, None, None))``).
+
+    Sharing the directions made 100 default restarts on ring-square-line
+    (n = 850, K = 10) 7% faster (19.3 -> 18.0 s), 200-step fits of 100 restarts
+    at n = 3,000 23% faster (27.9 -> 21.4 s) and of 20 restarts at n = 20,000,
+    d = 10 35% faster (24.3 -> 15.9 s) on a 2-core CPU: the larger ``n``
+    against the mixture's levels, the more the data's sort is of a step.
 
     ``mesh`` (as in :func:`fit`) shards the *restarts* over the devices: each
     device runs its share of them whole (padded with discarded copies when the
@@ -790,6 +830,8 @@ def fit_restarts(
       sample_weight: ``None`` or ``[n]`` weights of the points, as in :func:`fit`.
       progress: as in :func:`fit`; each :class:`Progress` carries the ``[R]``
         losses of the step (not with a ``mesh``).
+      share_directions: one steps' key for all restarts (see above); ``False``
+        gives each restart its own directions, levels and minibatches.
 
     Returns:
       :class:`FitResult` whose leaves have a leading ``[n_restarts]`` axis; pick
@@ -804,6 +846,7 @@ def fit_restarts(
     """
     config = check_config(config, FitConfig)
     r = check_positive_int(n_restarts, "n_restarts")
+    share = check_bool(share_directions, "share_directions")
     check_progress(progress, key, x, init)
     x, k, init = check_fit_args(
         key, x, n_components, init, batch_dims=(r,), covariance_type=config.covariance_type
@@ -816,15 +859,26 @@ def fit_restarts(
         # collective in the body (the gather of the results waited forever).
         config = config.replace(sort="xla")
     keys = jax.random.split(key, r)
+    steps_key = jax.random.split(keys[0])[1] if share else None
     if progress is None:
         if w is None:
-            return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh)
-        return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh, sample_weight=w)
+            return _fit_restarts_jit(keys, x, init, config, n_components=k, mesh=mesh, steps_key=steps_key)
+        return _fit_restarts_jit(
+            keys, x, init, config, n_components=k, mesh=mesh, sample_weight=w, steps_key=steps_key
+        )
     if mesh is not None:
         raise ValueError("progress is not supported with a mesh: pass mesh=None or progress=None")
     with ProgressSink(progress, config.n_steps, n_restarts=r) as sink:
         every = _report_every(config.n_steps)
         res = _fit_restarts_jit(
-            keys, x, init, config, n_components=k, sample_weight=w, progress_every=every, sink_id=sink
+            keys,
+            x,
+            init,
+            config,
+            n_components=k,
+            sample_weight=w,
+            progress_every=every,
+            sink_id=sink,
+            steps_key=steps_key,
         )
         return jax.block_until_ready(res)

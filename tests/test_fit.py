@@ -69,17 +69,36 @@ def test_fit_params_valid_and_loss_decreases(fitted):
     assert loss[-5:].mean() < 0.5 * loss[:5].mean()
 
 
-def test_fit_restarts_equal_single_fits():
+@pytest.mark.parametrize("share", [True, False])
+def test_fit_restarts_equal_single_fits(share):
+    """Restart r is fit(keys[r]) with restart 0's steps' key (shared directions) or its own."""
     key = jax.random.key(42)
     n_restarts = 3
-    batched = sw.fit_restarts(key, X, K, n_restarts, CFG_EXACT_INIT)
+    batched = sw.fit_restarts(key, X, K, n_restarts, CFG_EXACT_INIT, share_directions=share)
     assert batched.params.means.shape == (n_restarts, K, 2)
     assert batched.loss_history.shape == (n_restarts, CFG.n_steps)
-    for r, k in enumerate(jax.random.split(key, n_restarts)):
-        single = sw.fit(k, X, K, CFG_EXACT_INIT)
+    keys = jax.random.split(key, n_restarts)
+    shared = jax.random.split(keys[0])[1]
+    for r, k in enumerate(keys):
+        single = sw.fit(k, X, K, CFG_EXACT_INIT, steps_key=shared if share else None)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[r], b, rtol=2e-4, atol=2e-5), batched, single)
     # Restarts differ from each other.
     assert not np.allclose(batched.params.means[0], batched.params.means[1])
+
+
+def test_steps_key_replaces_only_the_steps_key():
+    """fit(key, steps_key=split(key)[1]) is fit(key); another steps' key keeps the initialisation."""
+    key = jax.random.key(5)
+    cfg = CFG_EXACT_INIT  # the programs of the test above
+    ref = sw.fit(key, X, K, cfg)
+    same = sw.fit(key, X, K, cfg, steps_key=jax.random.split(key)[1])
+    jax.tree.map(np.testing.assert_array_equal, ref, same)
+    other = sw.fit(key, X, K, cfg, steps_key=jax.random.key(6))
+    assert not np.allclose(other.loss_history, ref.loss_history)
+    with pytest.raises(TypeError, match="steps_key"):
+        sw.fit(key, X, K, cfg, steps_key=3)
+    with pytest.raises(TypeError, match="share_directions"):
+        sw.fit_restarts(key, X, K, 2, cfg, share_directions="yes")
 
 
 def test_no_retrace_when_only_data_values_change():

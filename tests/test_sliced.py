@@ -146,6 +146,32 @@ def test_host_sort_splits_large_inputs_across_threads(key, monkeypatch):
         np.testing.assert_array_equal(s, np.sort(np.asarray(y), axis=-1))
 
 
+def test_table_sort_goes_to_the_host_by_size_of_all_vmapped_lanes(key):
+    """sort_table("auto") is NumPy's sort (a host callback) on the CPU only where all the
+    vmapped lanes together hold _HOST_TABLE_SIZE values or more, nested vmaps and scans
+    included; XLA's below. Both give NumPy's sort."""
+    from swgmm_jax import _sort
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the host sort is the CPU backend's")
+
+    def uses_host(f, y):
+        np.testing.assert_array_equal(jax.jit(f)(y), np.sort(np.asarray(y), axis=-1))
+        return "pure_callback" in str(jax.make_jaxpr(f)(y))
+
+    big = jax.random.normal(key, (100, 16, 50))  # 80,000 values: 100 restarts' tables
+    assert big[0].size < _sort._HOST_TABLE_SIZE <= big.size
+    table = _sort.sort_table
+    assert not uses_host(table, big[0])
+    assert uses_host(table, big)
+    assert uses_host(jax.vmap(table), big)
+    assert uses_host(jax.vmap(jax.vmap(table)), big)
+    assert not uses_host(jax.vmap(jax.vmap(table)), big[:4])
+    in_scan = lambda y: jax.lax.scan(lambda c, r: (c, jax.vmap(table)(r)), 0, y)[1]  # noqa: E731
+    assert uses_host(in_scan, big.reshape(5, 20, 16, 50))  # 16,000 values per scan step
+    assert not uses_host(jax.vmap(lambda y: table(y, "xla")), big)
+
+
 def test_host_sort_does_not_trace(key):
     ys = [jax.random.normal(k, (4, 50)) for k in jax.random.split(key, 3)]
     f = jax.jit(lambda y: sw.sort_slices(y, "host"))
