@@ -19,7 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr, logsumexp, ndtr, ndtri
+from jax.scipy.special import log_ndtr, logsumexp, ndtri
 
 from swgmm_jax._sort import SORT_METHODS, sort_table
 from swgmm_jax._validation import check_choice
@@ -318,26 +318,34 @@ def _quantile_jvp(quantile_iters, sort, primals, tangents):
     log_w = _norm_lw(log_weights)
     u = _standardised(q, means, scales)  # [..., K, M]
     log_comp = log_w - 0.5 * u * u - _LOG_SQRT_2PI - _comp(jnp.log(scales))
-    log_f = logsumexp(log_comp, axis=-2, keepdims=True)
-    # Responsibilities r_k(q) = w_k f_k(q) / f(q): bounded, computed in log space.
-    resp = jnp.exp(log_comp - log_f)
+    # f(q) = exp(top) * total, with the largest term factored out: one exp per
+    # (component, level), shared by the responsibilities and the weight part.
+    top = jax.lax.stop_gradient(jnp.max(log_comp, axis=-2, keepdims=True))
+    terms = jnp.exp(log_comp - top)
+    total = jnp.sum(terms, axis=-2, keepdims=True)  # in [1, K]
+    # Responsibilities r_k(q) = w_k f_k(q) / f(q): bounded.
+    resp = terms * (1.0 / total)
     # dq = -(dF/dparams) / f: the mean and scale parts are r_k dm_k and r_k u_k ds_k.
     dq = jnp.sum(resp * (_comp(dm) + u * _comp(ds)), axis=-2)
     # Weight part: dq/dlogit_j = -w_j (Phi_j(q) - F(q)) / f(q), with F(q) = z, or
     # (Phi_j - F) = zc - S_j(q) in the upper tail for accuracy. It is unbounded
     # where f(q) ~ 0 (gaps between components): cap it at the mixture's span.
+    # 1 / f is a per-level factor; where it overflows (f underflows) the cap applies.
     lower = z <= zc
     sgn = jnp.where(lower, 1.0, -1.0).astype(u.dtype)[..., None, :]
     tail = jnp.where(lower, z, zc)[..., None, :]
-    diff = sgn * (ndtr(sgn * u) - tail)
+    phi_sgn = 0.5 * jax.lax.erfc(sgn * u * (-1.0 / math.sqrt(2.0)))  # Phi(sgn u), one erfc
+    diff = sgn * (phi_sgn - tail)
     span = jnp.max(means + 8 * scales, axis=-1) - jnp.min(means - 8 * scales, axis=-1)
-    log_cap = jnp.log(span)[..., None, None]
-    coef = -jnp.sign(diff) * jnp.exp(jnp.minimum(jnp.log(jnp.abs(diff)) + log_w - log_f, log_cap))
+    cap = span[..., None, None]
+    inv_f = jnp.exp(-top) / total  # [..., 1, M]
+    big = jnp.asarray(jnp.finfo(u.dtype).max, u.dtype)
+    w_over_f = jnp.exp(log_w) * jnp.minimum(inv_f, big)  # never inf, so 0 * it is 0
+    coef = -jnp.sign(diff) * jnp.minimum(jnp.abs(diff) * w_over_f, cap)
     dlw_c = dlw - jnp.mean(dlw, axis=-1, keepdims=True)  # softmax is shift-invariant
     dq = dq + jnp.sum(coef * _comp(dlw_c), axis=-2)
     # Levels: dq = dz / f in the lower tail, -dzc / f in the upper one.
-    inv_f = jnp.exp(-log_f[..., 0, :])
-    dq = dq + jnp.where(lower, dz, -dzc) * inv_f
+    dq = dq + jnp.where(lower, dz, -dzc) * inv_f[..., 0, :]
     return q, dq
 
 
