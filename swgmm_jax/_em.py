@@ -18,6 +18,7 @@ from jax.scipy.special import logsumexp
 from swgmm_jax._config import FREEZE_NAMES, EMConfig, check_config, check_freeze, hold_frozen
 from swgmm_jax._covariances import check_covariance_type, weighted_covariance
 from swgmm_jax._init import centre, check_fit_args, init_params, normalized_weights
+from swgmm_jax._mesh import loop_restarts
 from swgmm_jax._params import (
     COLLAPSE_FACTOR,
     GMMParams,
@@ -232,11 +233,12 @@ _fit_em_jit = jax.jit(_fit_em_single, static_argnames=("n_components",))
 
 @functools.partial(jax.jit, static_argnames=("n_components",))
 def _fit_em_restarts_jit(keys, x, init, n_components, config, sample_weight=None):
-    in_axes = (0, None, None if init is None else 0)
     fn = functools.partial(
         _fit_em_single, n_components=n_components, config=config, sample_weight=sample_weight
     )
-    return jax.vmap(fn, in_axes)(keys, x, init)
+    if init is None:
+        return loop_restarts(lambda k: fn(k, x, None), keys)
+    return loop_restarts(lambda k, i: fn(k, x, i), keys, init)
 
 
 def fit_em(
@@ -304,7 +306,10 @@ def fit_em_restarts(
     *,
     sample_weight: jax.typing.ArrayLike | None = None,
 ) -> EMResult:
-    """``n_restarts`` EM fits as one jitted ``vmap`` over ``jax.random.split(key, n_restarts)``.
+    """``n_restarts`` EM fits in one jitted call, over ``jax.random.split(key, n_restarts)``.
+
+    On the CPU the restarts run one after another (``lax.map``: each stops when
+    it converges), elsewhere side by side (``vmap``); see ``swgmm_jax._mesh.loop_restarts``.
 
     Restart ``r`` equals ``fit_em(jax.random.split(key, n_restarts)[r], ...)``;
     ``init``, if given, has a leading ``[n_restarts]`` axis.

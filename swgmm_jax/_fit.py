@@ -38,7 +38,7 @@ import optax
 
 from swgmm_jax._config import FitConfig, SlicingConfig, check_config, frozen_fields, hold_frozen
 from swgmm_jax._init import check_fit_args, init_params, standardizer
-from swgmm_jax._mesh import check_mesh_sort, map_restarts, resolve_mesh
+from swgmm_jax._mesh import check_mesh_sort, loop_restarts, map_restarts, resolve_mesh
 from swgmm_jax._params import GMMParams, covariance_type_of, moments_to_params, rescale_params, to_moments
 from swgmm_jax._relocate import accept_if_better, merge_relocate
 from swgmm_jax._sliced import sliced_loss
@@ -606,12 +606,14 @@ def _fit_single(
     progress_every: int = 0,
     sink_id=None,
     steps_key=None,
+    state=None,
 ) -> FitResult:
     fit_step = make_fit_step(config, mesh)
     k_init, k_loop = jax.random.split(key)
     if steps_key is not None:
         k_loop = steps_key
-    state = fit_step.init(k_init, x, n_components, init, sample_weight)
+    if state is None:  # else fit_step.init(k_init, x, n_components, init, sample_weight), done by the caller
+        state = fit_step.init(k_init, x, n_components, init, sample_weight)
     start = state.data_params() if init is None else init  # the frozen leaves' values, caller's units
     report = None
     if progress_every:
@@ -653,7 +655,7 @@ def _fit_restarts_jit(
     sink_id=None,
     steps_key=None,
 ):
-    def fit_one(key, data, init):  # data = (x, sample_weight): both replicated under a mesh
+    def fit_one(key, data, init, state=None):  # data = (x, sample_weight): both replicated under a mesh
         return _fit_single(
             key,
             data[0],
@@ -664,12 +666,23 @@ def _fit_restarts_jit(
             progress_every=progress_every,
             sink_id=sink_id,
             steps_key=steps_key,
+            state=state,
         )
 
     if mesh is not None:  # restarts, not projections, sharded over the devices
         return map_restarts(fit_one, keys, (x, sample_weight), init, mesh)
-    in_axes = (0, None, None if init is None else 0)
-    return jax.vmap(fit_one, in_axes)(keys, (x, sample_weight), init)
+    if init is not None:
+        return jax.vmap(fit_one, (0, None, 0))(keys, (x, sample_weight), init)
+    # The initialisations (k-means: data-dependent loops) one restart after another on the CPU
+    # (loop_restarts), then the steps of all restarts side by side; the standardisation is the
+    # same for every restart, and stays unbatched so that the data's slices are too.
+    fit_step = make_fit_step(config)
+    states = loop_restarts(
+        lambda k: fit_step.init(jax.random.split(k)[0], x, n_components, None, sample_weight), keys
+    )
+    states = states._replace(centre=states.centre[0], scale=states.scale[0])
+    axes = FitState(0, 0, None, None)  # type: ignore[arg-type]  # vmap in_axes, not a state
+    return jax.vmap(fit_one, (0, None, None, axes))(keys, (x, sample_weight), None, states)
 
 
 def fit(
@@ -807,6 +820,12 @@ def fit_restarts(
     ``fit(keys[r], x, n_components, config)``: independent directions, at the
     cost of one sort of the data's projections per restart and step. ``init``, if
     given, has a leading ``[n_restarts]`` axis (e.g. ``jax.vmap(sw.initialize, (0, None, None))``).
+
+    On the CPU the restarts' initialisations (k-means, whose Lloyd iterations
+    stop when the centres do) run one restart after another and the steps of
+    all restarts side by side; elsewhere all of it side by side (see
+    ``swgmm_jax._mesh.loop_restarts``): 100 default restarts 18.0 -> 14.3 s on
+    2 CPU cores.
 
     Sharing the directions made 100 default restarts on ring-square-line
     (n = 850, K = 10) 7% faster (19.3 -> 18.0 s), 200-step fits of 100 restarts

@@ -38,6 +38,7 @@ __all__ = [
     "make_projection_mesh",
     "resolve_mesh",
     "check_mesh_sort",
+    "loop_restarts",
     "map_restarts",
     "pad_rows",
     "padded_size",
@@ -113,6 +114,24 @@ def padded_size(n: int, mesh: Mesh) -> int:
     """``n`` rounded up to a multiple of the mesh size."""
     d = mesh.size
     return -(-n // d) * d
+
+
+def loop_restarts(fit_one: Any, *batched: Any) -> Any:
+    """``fit_one`` over the leading (restart) axis of ``batched``: ``lax.map`` on the CPU, else ``vmap``.
+
+    Decided at trace time from ``jax.default_backend()``. Fits with
+    data-dependent loops (EM to convergence, the k-means initialisation's Lloyd
+    iterations) under ``vmap`` run every restart until the slowest one stops;
+    on a CPU, where ``vmap`` buys little vector width on top of the work inside
+    each fit, one restart after another is faster. Measured on 2 CPU cores,
+    ring-square-line (n = 850, K = 10): 100 EM restarts from random starts
+    3.07 s vmapped against 1.03 s mapped; 4 EM restarts with 5 relocation
+    rounds 0.40 against 0.18 s; 100 k-means initialisations (10 runs each)
+    4.35 against 2.58 s. On a GPU the restarts run side by side.
+    """
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(lambda args: fit_one(*args), batched)
+    return jax.vmap(fit_one)(*batched)
 
 
 def map_restarts(fit_one, keys, x, init, mesh: Mesh):
