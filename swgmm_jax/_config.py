@@ -138,6 +138,14 @@ class SlicingConfig:
         ``O(b^{-1/2})`` away from the population in 1D), so the fit is slightly
         over-dispersed; the bias vanishes as ``batch_size`` grows.
       sort: ``"auto"``, ``"xla"`` or ``"host"`` (see :func:`swgmm_jax.sort_slices`).
+        On the CPU ``"auto"`` sorts with NumPy through a host callback, and
+        JAX's persistent compilation cache never stores a program with one;
+        ``"xla"`` makes the fits cacheable across processes at the cost of
+        XLA's slower CPU sort. Measured on 2 CPU cores (ring-square-line,
+        K = 10, defaults otherwise): a new process's first ``fit`` call took
+        4.7 s with ``"auto"`` whether or not the cache held it, 5.6 s with
+        ``"xla"`` and an empty cache, 2.1 s with ``"xla"`` once cached; a
+        compiled fit ran 0.43 s with ``"auto"`` against 1.13 s with ``"xla"``.
 
     Examples:
       >>> import jax, swgmm_jax as sw
