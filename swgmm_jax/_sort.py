@@ -142,7 +142,7 @@ _HOST_TABLE_SIZE = 10_000
 
 
 def _sort_by_size(y: jax.Array) -> jax.Array:
-    host = jax.default_backend() == "cpu" and y.size >= _HOST_TABLE_SIZE
+    host = resolve_sort("auto") == "host" and y.size >= _HOST_TABLE_SIZE
     return _host_sort(y) if host else jnp.sort(y, axis=-1)
 
 
